@@ -24,7 +24,8 @@ HEADER = (
 def machine_line() -> str:
     """One line describing where and when the figures were taken."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"_Measured {when} on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}._"
+    python = platform.python_version()
+    return f"_Measured {when} on {platform.machine()}, {os.cpu_count()} CPUs, Python {python}._"
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:

@@ -94,7 +94,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`TITAN_FUSION__ENABLED=false` -> {"fusion.enabled": False}; values parsed as JSON if they can be."""
+    """`TITAN_FUSION__ENABLED=false` -> {"fusion.enabled": False}; JSON-parsed where possible."""
     found = {}
     for name, value in env.items():
         if name.startswith(ENV_PREFIX) and name not in _ENV_NOT_CONFIG:

@@ -44,7 +44,9 @@ class DataConfig(Section):
 class FeedConfig(Section):
     kind: Literal["replay", "rest", "websocket"] = "replay"
     speed: float = Field(0.0, ge=0.0, description="replay speed-up; 0 = as fast as possible")
-    start: str | None = Field(None, description="replay start (ISO 8601 UTC), default: first candle")
+    start: str | None = Field(
+        None, description="replay start (ISO 8601 UTC), default: first candle"
+    )
     end: str | None = Field(None, description="replay end (ISO 8601 UTC), default: last candle")
 
 

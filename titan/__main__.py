@@ -1,0 +1,5 @@
+"""`python -m titan` runs the CLI."""
+
+from titan.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""Ledger: predictions resolved exactly once, ordered seqs, atomic interval transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from titan.engine.ledger import Ledger, Prediction
+
+
+def prediction(symbol: str, ts: int) -> Prediction:
+    return Prediction(symbol, ts, ts + 60_000, 100.0, 0.6, 0.55, 0.2, True, "buy",
+                      {"p": [0.6, 0.5]}, (0.7, 0.3))  # fmt: skip
+
+
+def test_schema_is_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)])
+    assert ledger.schema_version == 1
+    ledger.close()
+    again = Ledger(tmp_path / "ledger.db")
+    assert again.schema_version == 1 and len(again.pending()) == 1
+
+
+def test_resolve_exactly_once_with_increasing_seq(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        first, second = ledger.add_predictions([prediction("BTC", 0), prediction("ETH", 0)])
+    with ledger.transaction():
+        assert ledger.resolve(first, "UP", 101.0) == 1
+        assert ledger.resolve(second, "TIE", 100.0) == 2
+    with pytest.raises(ValueError, match="already resolved"), ledger.transaction():
+        ledger.resolve(first, "DOWN", 99.0)
+    assert [(r.seq, r.symbol, r.outcome) for r in ledger.resolutions_after(0)] == [
+        (1, "BTC", "UP"), (2, "ETH", "TIE")]  # fmt: skip
+    assert [r.seq for r in ledger.resolutions_after(1)] == [2]
+    assert ledger.pending() == []
+
+
+def test_duplicate_prediction_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)])
+    with pytest.raises(sqlite3.IntegrityError), ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)])
+
+
+def test_failed_transaction_rolls_back_everything(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with pytest.raises(RuntimeError), ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)])
+        ledger.set_progress("BTC", 0)
+        raise RuntimeError("crash mid-interval")
+    assert ledger.pending() == [] and ledger.progress() == {}
+
+
+def test_seq_continues_after_reopen(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ids = ledger.add_predictions([prediction("BTC", 0), prediction("BTC", 60_000)])
+        ledger.resolve(ids[0], "DOWN", 99.0)
+    ledger.close()
+    again = Ledger(tmp_path / "ledger.db")
+    with again.transaction():
+        assert again.resolve(ids[1], "UP", 101.0) == 2
+
+
+def test_frames_for_reports(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)])
+        ledger.add_fills([{"order_id": "o1", "symbol": "BTC", "ts": 0, "side": "buy",
+                           "quantity": 1.0, "price": 100.0, "fee": 0.04}])  # fmt: skip
+        ledger.add_equity(0, 10_000.0, 9_900.0, 0.01, {"positions": {}})
+    assert ledger.frame("predictions").height == 1
+    assert ledger.frame("fills")["order_id"].to_list() == ["o1"]
+    with pytest.raises(ValueError, match="unknown table"):
+        ledger.frame("sqlite_master")

@@ -1,0 +1,232 @@
+"""The outcome ledger: predictions, outcomes, fills, equity and progress in SQLite (WAL).
+
+Every prediction is stored with the model outputs that went into it, the fused
+probability and the decision; it is resolved exactly once when its horizon matures,
+and each resolution gets a strictly increasing `seq`. The engine writes one interval
+per transaction (`transaction()`), so after a crash the ledger ends on an interval
+boundary. Restart logic uses `seq` to re-apply, to a checkpointed fusion, exactly the
+outcomes it had not yet seen. The schema is versioned (`PRAGMA user_version`) and
+migrated forward on open.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+Outcome = Literal["UP", "DOWN", "TIE"]
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE predictions (
+        id INTEGER PRIMARY KEY,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        target_ts INTEGER NOT NULL,
+        close REAL NOT NULL,
+        prob_up REAL NOT NULL,
+        baseline REAL NOT NULL,
+        confidence REAL NOT NULL,
+        fused INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        attention TEXT,
+        outcome TEXT,
+        outcome_close REAL,
+        seq INTEGER UNIQUE,
+        UNIQUE (symbol, ts)
+    );
+    CREATE INDEX predictions_pending ON predictions (target_ts) WHERE seq IS NULL;
+    CREATE TABLE fills (
+        order_id TEXT PRIMARY KEY,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        side TEXT NOT NULL,
+        quantity REAL NOT NULL,
+        price REAL NOT NULL,
+        fee REAL NOT NULL,
+        reason TEXT
+    );
+    CREATE TABLE equity (
+        ts INTEGER PRIMARY KEY,
+        equity REAL NOT NULL,
+        cash REAL NOT NULL,
+        exposure REAL NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE progress (symbol TEXT PRIMARY KEY, ts INTEGER NOT NULL);
+    CREATE TABLE fusion_stats (ts INTEGER PRIMARY KEY, stats TEXT NOT NULL);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    symbol: str
+    ts: int
+    target_ts: int
+    close: float
+    prob_up: float
+    baseline: float
+    confidence: float
+    fused: bool
+    action: str
+    inputs: Mapping[str, Any]
+    attention: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: int
+    symbol: str
+    ts: int
+    target_ts: int
+    close: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    seq: int
+    symbol: str
+    ts: int
+    outcome: Outcome
+    inputs: Mapping[str, Any]
+
+
+class Ledger:
+    """One SQLite database per run state directory."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+        self._next_seq = self._max_seq() + 1
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if self.schema_version < version:
+                self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
+
+    def _max_seq(self) -> int:
+        value = self.db.execute("SELECT MAX(seq) FROM predictions").fetchone()[0]
+        return int(value) if value is not None else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_predictions(self, predictions: Iterable[Prediction]) -> list[int]:
+        ids = []
+        for p in predictions:
+            cursor = self.db.execute(
+                "INSERT INTO predictions (symbol, ts, target_ts, close, prob_up, baseline,"
+                " confidence, fused, action, inputs, attention)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (p.symbol, p.ts, p.target_ts, p.close, p.prob_up, p.baseline, p.confidence,
+                 int(p.fused), p.action, json.dumps(p.inputs),
+                 None if p.attention is None else json.dumps(p.attention)),
+            )  # fmt: skip
+            ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def pending(self) -> list[Pending]:
+        """Unresolved predictions, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, symbol, ts, target_ts, close FROM predictions WHERE seq IS NULL ORDER BY id"
+        )
+        return [Pending(*row) for row in rows]
+
+    def resolve(self, prediction_id: int, outcome: Outcome, close: float) -> int:
+        """Record the outcome of one prediction; returns its resolution seq. Resolves once only."""
+        seq = self._next_seq
+        cursor = self.db.execute(
+            "UPDATE predictions SET outcome = ?, outcome_close = ?, seq = ?"
+            " WHERE id = ? AND seq IS NULL",
+            (outcome, close, seq, prediction_id),
+        )
+        if cursor.rowcount != 1:
+            raise ValueError(f"prediction {prediction_id} is unknown or already resolved")
+        self._next_seq += 1
+        return seq
+
+    def resolutions_after(self, seq: int) -> list[Resolution]:
+        """Resolutions with seq > `seq`, in order (to re-apply to a restored fusion)."""
+        rows = self.db.execute(
+            "SELECT seq, symbol, ts, outcome, inputs FROM predictions WHERE seq > ? ORDER BY seq",
+            (seq,),
+        )
+        return [Resolution(s, sym, ts, out, json.loads(inputs)) for s, sym, ts, out, inputs in rows]
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    def add_fills(self, fills: Iterable[Mapping[str, Any]]) -> None:
+        self.db.executemany(
+            "INSERT INTO fills VALUES"
+            " (:order_id, :symbol, :ts, :side, :quantity, :price, :fee, :reason)",
+            [{"reason": None, **fill} for fill in fills],
+        )
+
+    def add_equity(
+        self, ts: int, equity: float, cash: float, exposure: float, state: Mapping[str, Any]
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)",
+            (ts, equity, cash, exposure, json.dumps(state)),
+        )
+
+    def set_progress(self, symbol: str, ts: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", (symbol, ts))
+
+    def progress(self) -> dict[str, int]:
+        return {
+            symbol: int(ts) for symbol, ts in self.db.execute("SELECT symbol, ts FROM progress")
+        }
+
+    def add_fusion_stats(self, ts: int, stats: Mapping[str, Any]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO fusion_stats VALUES (?, ?)", (ts, json.dumps(stats))
+        )
+
+    def frame(self, table: str) -> pl.DataFrame:
+        """A whole table as a polars DataFrame (reports, tests)."""
+        if table not in {"predictions", "fills", "equity", "progress", "fusion_stats"}:
+            raise ValueError(f"unknown table {table!r}")
+        cursor = self.db.execute(f"SELECT * FROM {table} ORDER BY 1")
+        columns = [description[0] for description in cursor.description]
+        return pl.DataFrame(
+            cursor.fetchall(), schema=columns, orient="row", infer_schema_length=None
+        )

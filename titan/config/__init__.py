@@ -19,6 +19,7 @@ from titan.config.base import Section
 from titan.config.features import FeaturesConfig
 from titan.config.fusion import FusionConfig
 from titan.config.sections import DataConfig, FeedConfig, LoggingConfig, Mode, RuntimeConfig
+from titan.config.trading import TradingConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -31,6 +32,7 @@ __all__ = [
     "Mode",
     "RuntimeConfig",
     "TitanConfig",
+    "TradingConfig",
     "load_config",
 ]
 
@@ -49,6 +51,7 @@ class TitanConfig(Section):
     feed: FeedConfig = Field(default_factory=FeedConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
+    trading: TradingConfig = Field(default_factory=TradingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")

@@ -1,10 +1,14 @@
-"""`[fusion]`: the TransformerFusion meta-model (design: transformer-fusion.md)."""
+"""`[fusion]`: the TransformerFusion meta-model (design: transformer-fusion.md).
+
+The first twelve keys are the design document's; the rest make the online-learning
+behaviour explicit (see `titan/fusion/__init__.py` for what each defence does).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from titan.config.base import Section
 
@@ -14,17 +18,32 @@ class FusionConfig(Section):
     hidden_dim: int = Field(32, ge=2)
     num_heads: int = Field(2, ge=1)
     num_layers: int = Field(1, ge=1)
+    ffn_dim: int = Field(64, ge=1, description="width of the feed-forward block")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     learning_rate: float = Field(0.001, gt=0.0)
-    l2_lambda: float = Field(0.01, ge=0.0)
-    warmup_steps: int = Field(100, ge=0)
-    min_samples: int = Field(200, ge=0)
-    val_split: float = Field(0.2, ge=0.0, lt=1.0)
+    l2_lambda: float = Field(0.01, ge=0.0, description="AdamW decoupled weight decay")
+    warmup_steps: int = Field(100, ge=0, description="linear LR warm-up from 0 over these steps")
+    lr_decay_steps: int = Field(10_000, ge=1, description="cosine decay length after warm-up")
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="LR floor after the decay")
+    min_samples: int = Field(
+        200, ge=0, description="outcomes seen before fusion replaces the average"
+    )
+    val_split: float = Field(0.2, ge=0.0, lt=1.0, description="newest fraction held out")
+    val_every: int = Field(1, ge=1, description="validate (early stopping) every N train steps")
     gradient_clip: float = Field(1.0, gt=0.0)
-    early_stopping_patience: int = Field(50, ge=1)
+    early_stopping_patience: int = Field(50, ge=1, description="validations without improvement")
     early_stopping_delta: float = Field(0.001, ge=0.0)
     batch_size: int = Field(32, ge=1)
     buffer_size: int = Field(5000, ge=2)
     train_every: int = Field(1, ge=1, description="train one mini-batch every N new samples")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> FusionConfig:
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"fusion.hidden_dim ({self.hidden_dim}) must be divisible by "
+                f"fusion.num_heads ({self.num_heads})"
+            )
+        return self

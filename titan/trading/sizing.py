@@ -1,0 +1,48 @@
+"""Position sizing: a forecast becomes a target position. Pure functions.
+
+Rule (the target is a position, not an order; the Trader trades the difference):
+
+    edge = prob_up - 0.5                                    in [-0.5, 0.5]
+    |edge| <  min_edge  ->  fraction = 0 (flat: a weak signal closes the position)
+    |edge| >= min_edge  ->  fraction = clip(edge * 2 * confidence * sizing_scale,
+                                            -max_fraction, max_fraction)
+    long-only (allow_short = false)  ->  fraction = max(fraction, 0)  (bearish means flat)
+    target quantity = fraction * equity / price             (0 when equity <= 0)
+"""
+
+from __future__ import annotations
+
+import math
+
+from titan.config.trading import TradingConfig
+
+
+def valid_forecast(prob_up: float, confidence: float) -> bool:
+    """Both finite and in [0, 1]."""
+    return all(math.isfinite(x) and 0.0 <= x <= 1.0 for x in (prob_up, confidence))
+
+
+def target_fraction(prob_up: float, confidence: float, config: TradingConfig) -> float:
+    """Signed target position as a fraction of equity (see the module rule)."""
+    if not valid_forecast(prob_up, confidence):
+        raise ValueError(f"invalid forecast: prob_up={prob_up!r}, confidence={confidence!r}")
+    edge = prob_up - 0.5
+    if abs(edge) < config.min_edge:
+        return 0.0
+    raw = edge * 2.0 * confidence * config.sizing_scale
+    fraction = min(max(raw, -config.max_fraction), config.max_fraction)
+    if not config.allow_short:
+        fraction = max(fraction, 0.0)
+    return fraction
+
+
+def target_quantity(
+    prob_up: float, confidence: float, equity: float, price: float, config: TradingConfig
+) -> float:
+    """Signed target position in base units: `target_fraction * equity / price`."""
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"price must be finite and > 0, got {price!r}")
+    fraction = target_fraction(prob_up, confidence, config)
+    if fraction == 0.0 or not (math.isfinite(equity) and equity > 0):
+        return 0.0
+    return fraction * equity / price

@@ -16,8 +16,10 @@ from typing import Any
 from pydantic import Field, ValidationError, model_validator
 
 from titan.config.base import Section
+from titan.config.engine import EngineConfig
 from titan.config.features import FeaturesConfig
 from titan.config.fusion import FusionConfig
+from titan.config.models import ModelsConfig
 from titan.config.sections import DataConfig, FeedConfig, LoggingConfig, Mode, RuntimeConfig
 from titan.config.trading import TradingConfig
 
@@ -25,11 +27,13 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ConfigError",
     "DataConfig",
+    "EngineConfig",
     "FeaturesConfig",
     "FeedConfig",
     "FusionConfig",
     "LoggingConfig",
     "Mode",
+    "ModelsConfig",
     "RuntimeConfig",
     "TitanConfig",
     "TradingConfig",
@@ -50,7 +54,9 @@ class TitanConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     fusion: FusionConfig = Field(default_factory=FusionConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     trading: TradingConfig = Field(default_factory=TradingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

@@ -29,7 +29,9 @@ class FusionConfig(Section):
         200, ge=0, description="outcomes seen before fusion replaces the average"
     )
     val_split: float = Field(0.2, ge=0.0, lt=1.0, description="newest fraction held out")
-    val_every: int = Field(1, ge=1, description="validate (early stopping) every N train steps")
+    val_every: int = Field(
+        10, ge=1, description="validate every N train steps; patience counts validations"
+    )
     gradient_clip: float = Field(1.0, gt=0.0)
     early_stopping_patience: int = Field(50, ge=1, description="validations without improvement")
     early_stopping_delta: float = Field(0.001, ge=0.0)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,7 @@ MIGRATIONS: tuple[str, ...] = (
         equity REAL NOT NULL,
         cash REAL NOT NULL,
         exposure REAL NOT NULL,
-        state TEXT NOT NULL
+        state TEXT
     );
     CREATE TABLE progress (symbol TEXT PRIMARY KEY, ts INTEGER NOT NULL);
     CREATE TABLE fusion_stats (ts INTEGER PRIMARY KEY, stats TEXT NOT NULL);
@@ -84,12 +84,22 @@ class Prediction:
 
 
 @dataclass(frozen=True, slots=True)
+class EquityRow:
+    ts: int
+    equity: float
+    cash: float
+    exposure: float
+    state: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pending:
     id: int
     symbol: str
     ts: int
     target_ts: int
     close: float
+    inputs: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,7 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
-        self._next_seq = self._max_seq() + 1
+        self._sync_counters()
 
     def close(self) -> None:
         self.db.close()
@@ -125,9 +135,10 @@ class Ledger:
             if self.schema_version < version:
                 self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {version}; COMMIT;")
 
-    def _max_seq(self) -> int:
-        value = self.db.execute("SELECT MAX(seq) FROM predictions").fetchone()[0]
-        return int(value) if value is not None else 0
+    def _sync_counters(self) -> None:
+        seq, rowid = self.db.execute("SELECT MAX(seq), MAX(id) FROM predictions").fetchone()
+        self._next_seq = (seq or 0) + 1
+        self._next_id = (rowid or 0) + 1
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -148,38 +159,63 @@ class Ledger:
         return None if row is None else str(row[0])
 
     def add_predictions(self, predictions: Iterable[Prediction]) -> list[int]:
-        ids = []
-        for p in predictions:
-            cursor = self.db.execute(
-                "INSERT INTO predictions (symbol, ts, target_ts, close, prob_up, baseline,"
-                " confidence, fused, action, inputs, attention)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (p.symbol, p.ts, p.target_ts, p.close, p.prob_up, p.baseline, p.confidence,
-                 int(p.fused), p.action, json.dumps(p.inputs),
-                 None if p.attention is None else json.dumps(p.attention)),
-            )  # fmt: skip
-            ids.append(int(cursor.lastrowid or 0))
+        """Insert predictions in order; returns their ids (consecutive)."""
+        rows = [
+            (
+                p.symbol,
+                p.ts,
+                p.target_ts,
+                p.close,
+                p.prob_up,
+                p.baseline,
+                p.confidence,
+                int(p.fused),
+                p.action,
+                json.dumps(p.inputs),
+                None if p.attention is None else json.dumps(p.attention),
+            )
+            for p in predictions
+        ]
+        ids = list(range(self._next_id, self._next_id + len(rows)))
+        self.db.executemany(
+            "INSERT INTO predictions (id, symbol, ts, target_ts, close, prob_up, baseline,"
+            " confidence, fused, action, inputs, attention)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, *row) for i, row in zip(ids, rows, strict=True)],
+        )
+        self._next_id += len(rows)
         return ids
 
     def pending(self) -> list[Pending]:
         """Unresolved predictions, oldest first."""
         rows = self.db.execute(
-            "SELECT id, symbol, ts, target_ts, close FROM predictions WHERE seq IS NULL ORDER BY id"
+            "SELECT id, symbol, ts, target_ts, close, inputs FROM predictions"
+            " WHERE seq IS NULL ORDER BY id"
         )
-        return [Pending(*row) for row in rows]
+        return [
+            Pending(int(i), str(s), int(t), int(tt), float(c), json.loads(x))
+            for i, s, t, tt, c, x in rows
+        ]
 
     def resolve(self, prediction_id: int, outcome: Outcome, close: float) -> int:
         """Record the outcome of one prediction; returns its resolution seq. Resolves once only."""
-        seq = self._next_seq
-        cursor = self.db.execute(
+        return self.resolve_many([(prediction_id, outcome, close)])[0]
+
+    def resolve_many(self, items: Sequence[tuple[int, Outcome, float]]) -> list[int]:
+        """Resolve predictions in order, each exactly once; returns their seqs."""
+        seqs = list(range(self._next_seq, self._next_seq + len(items)))
+        cursor = self.db.executemany(
             "UPDATE predictions SET outcome = ?, outcome_close = ?, seq = ?"
             " WHERE id = ? AND seq IS NULL",
-            (outcome, close, seq, prediction_id),
+            [
+                (outcome, close, seq, pid)
+                for (pid, outcome, close), seq in zip(items, seqs, strict=True)
+            ],
         )
-        if cursor.rowcount != 1:
-            raise ValueError(f"prediction {prediction_id} is unknown or already resolved")
-        self._next_seq += 1
-        return seq
+        if cursor.rowcount != len(items):
+            raise ValueError("a prediction is unknown or already resolved")
+        self._next_seq += len(items)
+        return seqs
 
     def resolutions_after(self, seq: int) -> list[Resolution]:
         """Resolutions with seq > `seq`, in order (to re-apply to a restored fusion)."""
@@ -188,6 +224,25 @@ class Ledger:
             (seq,),
         )
         return [Resolution(s, sym, ts, out, json.loads(inputs)) for s, sym, ts, out, inputs in rows]
+
+    def rollback_after(self, ts: int | None, seq: int) -> None:
+        """Forget everything after interval `ts` and resolution `seq` (restart from a checkpoint).
+
+        `ts=None` empties the ledger. Predictions made after `ts` are deleted, outcomes
+        resolved after `seq` become pending again; the engine then recomputes them.
+        """
+        cutoff = -1 if ts is None else ts
+        with self.transaction():
+            self.db.execute("DELETE FROM predictions WHERE ts > ?", (cutoff,))
+            self.db.execute(
+                "UPDATE predictions SET outcome = NULL, outcome_close = NULL, seq = NULL"
+                " WHERE seq > ?",
+                (seq,),
+            )
+            for table in ("fills", "equity", "fusion_stats"):
+                self.db.execute(f"DELETE FROM {table} WHERE ts > ?", (cutoff,))
+            self.db.execute("DELETE FROM progress WHERE ts > ?", (cutoff,))
+        self._sync_counters()
 
     @property
     def last_seq(self) -> int:
@@ -200,16 +255,24 @@ class Ledger:
             [{"reason": None, **fill} for fill in fills],
         )
 
-    def add_equity(
-        self, ts: int, equity: float, cash: float, exposure: float, state: Mapping[str, Any]
-    ) -> None:
-        self.db.execute(
+    def add_equity(self, rows: Iterable[EquityRow]) -> None:
+        """Per-interval equity; `state` (the full account snapshot) only where it changed."""
+        self.db.executemany(
             "INSERT OR REPLACE INTO equity VALUES (?, ?, ?, ?, ?)",
-            (ts, equity, cash, exposure, json.dumps(state)),
+            [
+                (
+                    r.ts,
+                    r.equity,
+                    r.cash,
+                    r.exposure,
+                    None if r.state is None else json.dumps(r.state),
+                )
+                for r in rows
+            ],
         )
 
-    def set_progress(self, symbol: str, ts: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?)", (symbol, ts))
+    def set_progress(self, progress: Mapping[str, int]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO progress VALUES (?, ?)", progress.items())
 
     def progress(self) -> dict[str, int]:
         return {

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from titan.engine.ledger import Ledger, Prediction
+from titan.engine.ledger import EquityRow, Ledger, Prediction
 
 
 def prediction(symbol: str, ts: int) -> Prediction:
-    return Prediction(symbol, ts, ts + 60_000, 100.0, 0.6, 0.55, 0.2, True, "buy",
-                      {"p": [0.6, 0.5]}, (0.7, 0.3))  # fmt: skip
+    return Prediction(
+        symbol, ts, ts + 60_000, 100.0, 0.6, 0.55, 0.2, True, "buy", {"p": [0.6, 0.5]}, (0.7, 0.3)
+    )
 
 
 def test_schema_is_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
@@ -35,7 +36,9 @@ def test_resolve_exactly_once_with_increasing_seq(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already resolved"), ledger.transaction():
         ledger.resolve(first, "DOWN", 99.0)
     assert [(r.seq, r.symbol, r.outcome) for r in ledger.resolutions_after(0)] == [
-        (1, "BTC", "UP"), (2, "ETH", "TIE")]  # fmt: skip
+        (1, "BTC", "UP"),
+        (2, "ETH", "TIE"),
+    ]
     assert [r.seq for r in ledger.resolutions_after(1)] == [2]
     assert ledger.pending() == []
 
@@ -52,7 +55,7 @@ def test_failed_transaction_rolls_back_everything(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     with pytest.raises(RuntimeError), ledger.transaction():
         ledger.add_predictions([prediction("BTC", 0)])
-        ledger.set_progress("BTC", 0)
+        ledger.set_progress({"BTC": 0})
         raise RuntimeError("crash mid-interval")
     assert ledger.pending() == [] and ledger.progress() == {}
 
@@ -72,10 +75,36 @@ def test_frames_for_reports(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     with ledger.transaction():
         ledger.add_predictions([prediction("BTC", 0)])
-        ledger.add_fills([{"order_id": "o1", "symbol": "BTC", "ts": 0, "side": "buy",
-                           "quantity": 1.0, "price": 100.0, "fee": 0.04}])  # fmt: skip
-        ledger.add_equity(0, 10_000.0, 9_900.0, 0.01, {"positions": {}})
+        ledger.add_fills(
+            [
+                {
+                    "order_id": "o1",
+                    "symbol": "BTC",
+                    "ts": 0,
+                    "side": "buy",
+                    "quantity": 1.0,
+                    "price": 100.0,
+                    "fee": 0.04,
+                }
+            ]
+        )
+        ledger.add_equity([EquityRow(0, 10_000.0, 9_900.0, 0.01, {"positions": {}})])
     assert ledger.frame("predictions").height == 1
     assert ledger.frame("fills")["order_id"].to_list() == ["o1"]
     with pytest.raises(ValueError, match="unknown table"):
         ledger.frame("sqlite_master")
+
+
+def test_rollback_after_restores_the_checkpointed_view(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        a, b, c = ledger.add_predictions([prediction("BTC", t) for t in (0, 60_000, 120_000)])
+        ledger.resolve(a, "UP", 101.0)  # seq 1, before the checkpoint
+        ledger.resolve(b, "DOWN", 99.0)  # seq 2, after it
+    ledger.rollback_after(60_000, 1)
+    assert [p.id for p in ledger.pending()] == [b]  # c deleted, b pending again
+    with ledger.transaction():
+        assert ledger.resolve(b, "UP", 100.5) == 2  # seqs continue where the checkpoint was
+        assert ledger.add_predictions([prediction("BTC", 120_000)]) == [c]
+    ledger.rollback_after(None, 0)
+    assert ledger.frame("predictions").height == 0

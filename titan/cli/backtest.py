@@ -1,0 +1,143 @@
+"""`titan backtest` (with `--compare`) and `titan history` (the design documents' command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from titan.cli.common import (
+    ConfigOption,
+    SetOption,
+    app,
+    console,
+    load_or_exit,
+    parse_overrides,
+    setup_logging,
+)
+from titan.cli.run import _print_headline, _print_summary, report, run_engine, run_id
+from titan.config import TitanConfig
+from titan.data.store import CandleStore, SeriesId
+
+BACKTEST_CONFIG = Path(__file__).resolve().parents[2] / "config" / "backtest.toml"
+
+
+def backtest(settings: TitanConfig, name: str, out_root: Path) -> dict[str, Any]:
+    """One fresh backtest run (its own state directory) and its report."""
+    engine, summary = run_engine(settings, f"backtest {name}")
+    _print_summary(summary)
+    headline = report(engine, settings, out_root / name, f"Titan backtest: {name}")
+    engine.ledger.close()
+    return headline
+
+
+def variant(
+    base: dict[str, str], extra: dict[str, str], state: Path, config: Path | None
+) -> TitanConfig:
+    pairs = {
+        **base,
+        **extra,
+        "mode": "backtest",
+        "feed.kind": "replay",
+        "runtime.state_dir": str(state),
+    }
+    return load_or_exit(config, pairs)
+
+
+@app.command("backtest")
+def backtest_command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also run a baseline with KEY=VALUE changed (e.g. fusion.enabled=false)."
+        ),
+    ] = None,
+    store: Annotated[Path | None, typer.Option(help="Candle store (e.g. ../shared/data).")] = None,
+    exchange: Annotated[str | None, typer.Option(help="Exchange of the stored series.")] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option(help="Symbol(s) to replay (repeatable).")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Start (ISO, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="End (ISO, UTC).")] = None,
+) -> None:
+    """Replay stored candles through the engine from a fresh state and write a report."""
+    base = parse_overrides(overrides)
+    base.update(_data_overrides(store, exchange, symbol, start, end))
+    config = config or BACKTEST_CONFIG
+    rid = run_id()
+    out_root = Path(load_or_exit(config, base).engine.reports_dir) / f"backtest-{rid}"
+    runs = {"fusion": {}} if not compare else {"baseline": parse_overrides(compare), "fusion": {}}
+    headlines = {}
+    for name, extra in runs.items():
+        settings = variant(base, extra, Path("state") / "backtests" / rid / name, config)
+        setup_logging(settings)
+        headlines[name] = backtest(settings, name, out_root)
+        _print_headline(headlines[name], title=name)
+    if compare:
+        _print_comparison(headlines, " ".join(compare))
+    console.print(f"reports: {out_root}")
+
+
+def _data_overrides(
+    store: Path | None,
+    exchange: str | None,
+    symbols: list[str] | None,
+    start: str | None,
+    end: str | None,
+) -> dict[str, str]:
+    pairs = {}
+    if store:
+        pairs["data.store"] = str(store)
+    if exchange:
+        pairs["data.exchange"] = exchange
+    if symbols:
+        pairs["data.symbols"] = "[" + ", ".join(f'"{s}"' for s in symbols) + "]"
+    if start:
+        pairs["feed.start"] = start
+    if end:
+        pairs["feed.end"] = end
+    return pairs
+
+
+def _print_comparison(headlines: dict[str, dict[str, Any]], change: str) -> None:
+    table = Table("metric", f"baseline ({change})", "fusion", title="side by side")
+    for key in ("accuracy", "log_loss", "roc_auc", "ece"):
+        table.add_row(key, *(f"{h['forecast']['fusion'][key]:.4f}" for h in headlines.values()))
+    for key in ("pnl", "sharpe", "max_drawdown", "trades"):
+        table.add_row(key, *(f"{float(h['trading'][key]):.4f}" for h in headlines.values()))
+    console.print(table)
+
+
+@app.command("history")
+def history_command(
+    symbol: Annotated[str, typer.Option(help="Stored symbol, e.g. BTCUSDT.")],
+    interval: Annotated[int, typer.Option(help="Candle minutes.")] = 1,
+    hours: Annotated[float, typer.Option(help="Replay the last N hours of stored data.")] = 24.0,
+    config: ConfigOption = None,
+) -> None:
+    """Backtest replay of the last N hours of stored data (alias from the design documents)."""
+    settings = load_or_exit(config or BACKTEST_CONFIG)
+    series = SeriesId(settings.data.exchange, symbol, f"{interval}m")
+    last = CandleStore(settings.data.store).last_ts(series)
+    if last is None:
+        console.print(
+            f"[red]no stored candles for {symbol} {interval}m in {settings.data.store}[/red]"
+        )
+        raise typer.Exit(1)
+    from datetime import UTC, datetime
+
+    start = datetime.fromtimestamp((last - hours * 3_600_000) / 1000, UTC).isoformat()
+    backtest_command(
+        config=config,
+        overrides=[f"data.timeframe={interval}m"],
+        compare=None,
+        store=None,
+        exchange=None,
+        symbol=[symbol],
+        start=start,
+        end=None,
+    )

@@ -1,0 +1,420 @@
+"""The engine: one code path for live, paper and backtest replay.
+
+Per interval: closed candles -> feature buffers and training history -> matured
+predictions resolved (outcomes queued for the fusion) -> walk-forward refits on
+schedule -> one batched `Ensemble.decide` for every warm symbol -> trader -> ledger.
+
+Decisions are queued and evaluated together at the next *barrier*: before anything
+that changes what the models or the fusion would output (a fusion training step or
+activation, a base-model refit), before a checkpoint or stored statistics, and after
+`max_batch` intervals. Evaluating a queue of decisions in one batch therefore gives
+exactly what evaluating each at its own interval gives (a test proves it); live runs
+use `max_batch = 1`, so every decision is made and traded at its own candle.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from titan.clock import Clock, SimClock
+from titan.config import TitanConfig
+from titan.data.timeframes import timeframe_ms
+from titan.engine.checkpoint import Checkpointer
+from titan.engine.ensemble import Decision, Ensemble, Inputs
+from titan.engine.feed import Interval
+from titan.engine.history import TrainingHistory
+from titan.engine.ledger import EquityRow, Ledger, Outcome, Prediction
+from titan.engine.state import EngineState, state_reader, write_state
+from titan.features import FeatureBuffers
+from titan.fusion import TransformerFusion
+from titan.trading.trader import Trader
+from titan.trading.types import Fill
+
+log = structlog.get_logger(__name__)
+FeedFactory = Callable[[int | None], AsyncIterator[Interval]]
+
+
+@dataclass
+class PendingEntry:
+    """A prediction waiting for its horizon; `id`/`inputs` are set once it is evaluated."""
+
+    symbol: str
+    ts: int
+    target_ts: int
+    close: float
+    id: int = -1
+    inputs: Inputs | None = None
+
+
+@dataclass
+class DecisionJob:
+    ts: int
+    prices: dict[str, float]
+    symbols: list[str]
+    windows: np.ndarray
+    entries: list[PendingEntry]
+
+
+@dataclass
+class Resolution:
+    entry: PendingEntry
+    outcome: Outcome
+    close: float
+
+
+@dataclass
+class Writes:
+    """Ledger rows gathered during a flush, written in one transaction."""
+
+    predictions: list[tuple[Prediction, PendingEntry]] = field(default_factory=list)
+    resolutions: list[Resolution] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    equity: list[EquityRow] = field(default_factory=list)
+    progress: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EngineParts:
+    config: TitanConfig
+    clock: Clock
+    feed: FeedFactory
+    ensemble: Ensemble
+    make_fusion: Callable[[], TransformerFusion]
+    buffers: FeatureBuffers
+    history: TrainingHistory
+    trader: Trader
+    ledger: Ledger
+    checkpointer: Checkpointer
+
+
+@dataclass
+class RunSummary:
+    intervals: int = 0
+    decisions: int = 0
+    resolved: int = 0
+    fills: int = 0
+    last_ts: int | None = None
+    finished: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def outcome_of(close_then: float, close_now: float) -> Outcome:
+    if close_now > close_then:
+        return "UP"
+    return "DOWN" if close_now < close_then else "TIE"
+
+
+class Engine:
+    def __init__(self, parts: EngineParts, max_batch: int | None = None) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.step_ms = timeframe_ms(parts.config.data.timeframe)
+        self.horizon = parts.config.models.horizon
+        self.max_batch = max_batch or parts.config.engine.max_batch
+        self.ledger = parts.ledger
+        self.trader = parts.trader
+        self.ensemble = parts.ensemble
+        self._ops: list[DecisionJob | Resolution] = []
+        self._jobs = 0
+        self._updates_left = 0
+        self._pending: dict[str, deque[PendingEntry]] = defaultdict(deque)
+        self._stop = False
+        self.last_ts: int | None = None
+        self.summary = RunSummary()
+        self.on_interval: Callable[[Interval], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def request_stop(self, *_args: object) -> None:
+        """Finish the current interval, checkpoint and return from `run` (SIGTERM/SIGINT)."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def run(self) -> RunSummary:
+        start_after = self.restore()
+        log.info(
+            "engine_started",
+            mode=self.config.mode,
+            symbols=list(self.config.data.symbols),
+            resume_after=start_after,
+            max_batch=self.max_batch,
+        )
+        async for interval in self.parts.feed(start_after):
+            await self.process(interval)
+            if self._stop:
+                break
+        await self.finish(ended=not self._stop)
+        return self.summary
+
+    async def finish(self, ended: bool) -> None:
+        await self.flush()
+        if ended and self.last_ts is not None and self.config.trading.flat_at_end:
+            await self._flatten(self.last_ts)
+        if self.last_ts is not None:
+            self.checkpoint(self.last_ts)
+        self.summary.finished = ended
+        log.info(
+            "engine_stopped",
+            reason="end_of_feed" if ended else "stop_requested",
+            intervals=self.summary.intervals,
+            last_ts=self.last_ts,
+        )
+
+    # ------------------------------------------------------------------ one interval
+
+    async def process(self, interval: Interval) -> None:
+        if isinstance(self.parts.clock, SimClock):
+            self.parts.clock.advance_to(interval.ts + self.step_ms)
+        prices = self._ingest(interval)
+        await self._resolve(interval)
+        if self._due(interval.ts, self.config.models.refit_every):
+            await self._refit()
+        self._queue_decision(interval.ts, prices)
+        if self._jobs >= self.max_batch:
+            await self.flush()
+        if self._due(interval.ts, self.config.engine.stats_every):
+            await self.flush()
+            self._store_stats(interval.ts)
+        if self._due(interval.ts, self.config.engine.checkpoint_every):
+            await self.flush()
+            self.checkpoint(interval.ts)
+        self.last_ts = interval.ts
+        self.summary.intervals += 1
+        self.summary.last_ts = interval.ts
+        if self.on_interval is not None:
+            self.on_interval(interval)
+
+    def _due(self, ts: int, every: int) -> bool:
+        return (ts // self.step_ms) % every == 0
+
+    def _ingest(self, interval: Interval) -> dict[str, float]:
+        prices = {}
+        for candle in interval.candles:
+            row = self.parts.buffers.update(
+                candle.symbol, candle.open, candle.high, candle.low, candle.close, candle.volume
+            )
+            self.parts.history.push(candle.symbol, candle.ts, row, candle.close)
+            prices[candle.symbol] = candle.close
+        return prices
+
+    async def _resolve(self, interval: Interval) -> None:
+        for candle in interval.candles:
+            queue = self._pending.get(candle.symbol)
+            while queue and queue[0].target_ts <= candle.ts:
+                entry = queue.popleft()
+                outcome = outcome_of(entry.close, candle.close)
+                self._ops.append(Resolution(entry, outcome, candle.close))
+                if outcome != "TIE":
+                    self._updates_left -= 1
+                    if self._updates_left <= 0:
+                        await self.flush()  # this outcome may change the fusion's output
+
+    async def _refit(self) -> None:
+        await self.flush()
+        used = self.ensemble.refit(self.parts.history, self.config.models.min_train)
+        log.info("models_refit", samples=used)
+
+    def _queue_decision(self, ts: int, prices: dict[str, float]) -> None:
+        lookback = self.ensemble.lookback
+        symbols = [s for s in prices if self.parts.buffers.is_warm(s, lookback)]
+        windows = self.parts.buffers.windows(symbols, lookback) if symbols else np.empty((0,))
+        target = ts + self.horizon * self.step_ms
+        entries = [PendingEntry(s, ts, target, prices[s]) for s in symbols]
+        for entry in entries:
+            self._pending[entry.symbol].append(entry)
+        self._ops.append(DecisionJob(ts, prices, symbols, windows, entries))
+        self._jobs += 1
+
+    # ------------------------------------------------------------------ barrier
+
+    async def flush(self) -> None:
+        """Evaluate queued decisions in one batch, trade them, then write everything in order."""
+        if self._ops:
+            jobs = [op for op in self._ops if isinstance(op, DecisionJob)]
+            decisions = self._decide(jobs)
+            writes = Writes()
+            for op in self._ops:
+                if isinstance(op, DecisionJob):
+                    await self._act(op, decisions[id(op)], writes)
+                else:
+                    writes.resolutions.append(op)
+            with self.ledger.transaction():
+                self._write(writes)
+            self._learn(writes.resolutions)
+            self._ops.clear()
+            self._jobs = 0
+        self._updates_left = self.ensemble.fusion.updates_until_change()
+
+    def _decide(self, jobs: Sequence[DecisionJob]) -> dict[int, list[Decision]]:
+        rows = [(job, i) for job in jobs for i in range(len(job.symbols))]
+        grouped: dict[int, list[Decision]] = {id(job): [] for job in jobs}
+        if not rows:
+            return grouped
+        windows = np.concatenate([job.windows for job in jobs if job.symbols])
+        decisions = self.ensemble.decide(
+            [job.symbols[i] for job, i in rows],
+            [job.ts for job, _ in rows],
+            [job.prices[job.symbols[i]] for job, i in rows],
+            windows,
+        )
+        for (job, i), decision in zip(rows, decisions, strict=True):
+            job.entries[i].inputs = decision.inputs
+            grouped[id(job)].append(decision)
+        return grouped
+
+    async def _act(self, job: DecisionJob, decisions: list[Decision], writes: Writes) -> None:
+        traded = False
+        for decision, entry in zip(decisions, job.entries, strict=True):
+            writes.predictions.append((self._prediction(decision, entry), entry))
+            fills = await self.trader.on_forecast(
+                decision.symbol, decision.ts, decision.close, decision.prob_up, decision.confidence
+            )
+            traded |= self._collect_fills(fills, writes)
+            self._log_decision(decision)
+        writes.equity.append(self._equity_row(job.ts, job.prices, with_state=traded))
+        writes.progress.update(dict.fromkeys(job.prices, job.ts))
+        self.summary.decisions += len(decisions)
+
+    def _write(self, writes: Writes) -> None:
+        ids = self.ledger.add_predictions(p for p, _ in writes.predictions)
+        for (_, entry), prediction_id in zip(writes.predictions, ids, strict=True):
+            entry.id = prediction_id
+        self.ledger.resolve_many([(r.entry.id, r.outcome, r.close) for r in writes.resolutions])
+        self.ledger.add_fills(writes.fills)
+        self.ledger.add_equity(writes.equity)
+        self.ledger.set_progress(writes.progress)
+        self.summary.resolved += len(writes.resolutions)
+
+    def _learn(self, resolutions: Sequence[Resolution]) -> None:
+        """Feed decided (non-tie) outcomes, in resolution order, to the fusion."""
+        learned = [r for r in resolutions if r.outcome != "TIE" and r.entry.inputs is not None]
+        self.ensemble.record_outcomes(
+            [r.entry.inputs for r in learned if r.entry.inputs is not None],
+            [r.outcome for r in learned],
+        )
+
+    def _prediction(self, decision: Decision, entry: PendingEntry) -> Prediction:
+        d = decision
+        return Prediction(
+            d.symbol,
+            d.ts,
+            entry.target_ts,
+            d.close,
+            d.prob_up,
+            d.baseline,
+            d.confidence,
+            d.fused,
+            d.action,
+            d.inputs.to_json(),
+            d.attention,
+        )
+
+    def _collect_fills(self, fills: Sequence[Fill], writes: Writes) -> bool:
+        report = self.trader.last_report
+        reason = ",".join(report.reasons) if report is not None and report.reasons else None
+        for fill in fills:
+            writes.fills.append({**fill.to_dict(), "reason": reason})
+            log.info("fill", **fill.to_dict())
+        self.summary.fills += len(fills)
+        return bool(fills)
+
+    def _equity_row(self, ts: int, prices: dict[str, float], with_state: bool) -> EquityRow:
+        if with_state:
+            snapshot = self.trader.snapshot(prices)
+            exposure = snapshot["exposure"] or 0.0
+            return EquityRow(ts, snapshot["equity"], snapshot["cash"], exposure, snapshot)
+        marks = {**self.trader.marks, **prices}
+        book = self.trader.portfolio
+        equity = book.equity(marks)
+        exposure = book.gross_exposure(marks) / equity if equity > 0 else 0.0
+        return EquityRow(ts, equity, book.cash, exposure)
+
+    def _log_decision(self, decision: Decision) -> None:
+        if self.summary.decisions % self.config.engine.log_every == 0:
+            d = decision
+            log.info(
+                "decision",
+                symbol=d.symbol,
+                ts=d.ts,
+                prob_up=round(d.prob_up, 5),
+                baseline=round(d.baseline, 5),
+                fused=d.fused,
+                action=d.action,
+                target=round(d.target, 5),
+            )
+
+    async def _flatten(self, ts: int) -> None:
+        prices = dict(self.trader.marks)
+        writes = Writes()
+        self._collect_fills(await self.trader.flatten_all(prices, ts), writes)
+        writes.equity.append(self._equity_row(ts, prices, with_state=True))
+        with self.ledger.transaction():
+            self._write(writes)
+        log.info("flattened", fills=len(writes.fills))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _store_stats(self, ts: int) -> None:
+        stats = dict(self.ensemble.fusion.get_training_stats())
+        stats["attention"] = self.ensemble.fusion.get_attention_weights()
+        with self.ledger.transaction():
+            self.ledger.add_fusion_stats(ts, stats)
+
+    def checkpoint(self, ts: int) -> None:
+        state = EngineState(
+            ts,
+            self.ledger.last_seq,
+            self.ensemble.fusion,
+            self.parts.buffers.state_dict(),
+            self.parts.history.state_dict(),
+            self.ensemble.model_states(),
+            self.trader.state_dict(),
+        )
+        self.parts.checkpointer.save(ts // self.step_ms, lambda d: write_state(d, state))
+
+    def restore(self) -> int | None:
+        """Resume from the newest valid checkpoint (rolling the ledger back to it)."""
+        loaded = self.parts.checkpointer.load(state_reader(self.parts.make_fusion))
+        if loaded is None:
+            self.ledger.rollback_after(None, 0)
+            self._updates_left = self.ensemble.fusion.updates_until_change()
+            return None
+        state = loaded[1]
+        self.ensemble.fusion = state.fusion
+        self.parts.buffers.load_state_dict(state.buffers)
+        self.parts.history.load_state_dict(state.history)
+        self.ensemble.load_model_states(state.models)
+        self.trader.load_state_dict(state.trader)
+        self.ledger.rollback_after(state.last_ts, state.seq)
+        for pending in self.ledger.pending():
+            entry = PendingEntry(
+                pending.symbol,
+                pending.ts,
+                pending.target_ts,
+                pending.close,
+                pending.id,
+                Inputs.from_json(dict(pending.inputs)),
+            )
+            self._pending[entry.symbol].append(entry)
+        self.last_ts = state.last_ts
+        self._updates_left = self.ensemble.fusion.updates_until_change()
+        log.info(
+            "engine_resumed",
+            last_ts=state.last_ts,
+            seq=state.seq,
+            pending=sum(len(q) for q in self._pending.values()),
+        )
+        return state.last_ts

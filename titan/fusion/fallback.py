@@ -1,0 +1,41 @@
+"""Why the fusion falls back to the simple average, and logging each reason once.
+
+Reasons (strings, stable for logs and reports):
+
+- ``disabled``: ``fusion.enabled = false``;
+- ``insufficient_samples``: fewer than ``min_samples`` resolved outcomes recorded so far;
+- ``wrong_model_count``: the call passed a different number of models than ``n_models``;
+- ``all_models_missing``: every model's prob_up was NaN for a row (that row gets 0.5).
+
+The fallback value is the NaN-masked mean of the available models' prob_up
+(`titan.fusion.inputs.simple_average`): a missing model is skipped, never counted as 0.5.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import structlog
+
+FallbackReason = Literal[
+    "disabled", "insufficient_samples", "wrong_model_count", "all_models_missing"
+]
+
+
+class ReasonLog:
+    """Logs `fusion_fallback` the first time each reason occurs (per fusion object)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def note(self, reason: FallbackReason, **fields: object) -> None:
+        if reason not in self._seen:
+            self._seen.add(reason)
+            structlog.get_logger(__name__).warning("fusion_fallback", reason=reason, **fields)
+
+    def note_sample_rejected(self, expected: int, got: int) -> None:
+        if "rejected" not in self._seen:
+            self._seen.add("rejected")
+            structlog.get_logger(__name__).warning(
+                "fusion_sample_rejected", reason="wrong_model_count", expected=expected, got=got
+            )

@@ -1,0 +1,87 @@
+"""`FusionNetwork`: tokens per model (+ a context token) -> P(up) logit and attention.
+
+Sequence layout: ``[decision, context?, model_0 ... model_{M-1}]``. The decision token is
+a learned vector; each model token is a shared projection of that model's standardised
+inputs plus a learned per-model identity embedding (without it the models would be
+interchangeable and attention could not prefer one); the context token projects the
+standardised context values and their presence flags. Missing models are masked keys.
+The decision token's final state goes through LayerNorm and a linear head to one logit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from titan.config.fusion import FusionConfig
+from titan.fusion.layer import TransformerFusionLayer, dropout, layer_norm, linear
+
+EMBED_INIT_STD = 0.02
+
+
+class FusionNetwork(nn.Module):
+    def __init__(self, config: FusionConfig, n_models: int, n_token: int, n_context: int):
+        super().__init__()
+        width = config.hidden_dim
+        self.n_models = n_models
+        self.n_fixed = 2 if n_context else 1  # decision (+ context) tokens before the models
+        self.dropout_p = config.dropout
+        self.token_proj = nn.Linear(n_token, width)
+        self.model_embedding = nn.Parameter(torch.randn(n_models, width) * EMBED_INIT_STD)
+        self.decision_token = nn.Parameter(torch.randn(1, 1, width) * EMBED_INIT_STD)
+        self.context_proj = nn.Linear(2 * n_context, width) if n_context else None
+        self.layers = nn.ModuleList(
+            TransformerFusionLayer(width, config.num_heads, config.ffn_dim, config.dropout)
+            for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 1)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        present: Tensor,
+        context: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """tokens (B, M, F), present (B, M) bool, context (B, 2C) -> logits (B,), attention (B, M).
+
+        Dropout is active iff `generator` is given. Attention is the decision token's
+        last-layer attention over the model tokens, averaged over heads and renormalised to
+        sum to 1 over the present models (the context token's share is left out).
+        """
+        h = dropout(self._embed(tokens, context), self.dropout_p, generator)
+        key_bias = F.pad(torch.where(present, 0.0, -math.inf), (self.n_fixed, 0))
+        *inner, last = self._blocks()
+        for layer in inner:
+            h, _ = layer(h, key_bias, generator)
+        decision, attn = last.forward_first(h, key_bias, generator)
+        # Head as multiply-and-sum: a one-column matmul takes BLAS paths whose rounding
+        # depends on the batch size.
+        logits = (layer_norm(self.norm, decision) * self.head.weight[0]).sum(dim=-1)
+        weights = attn[:, self.n_fixed :].mean(dim=-1)
+        return logits + self.head.bias, weights / weights.sum(dim=1, keepdim=True)
+
+    def _blocks(self) -> list[TransformerFusionLayer]:
+        return [cast(TransformerFusionLayer, layer) for layer in self.layers]
+
+    def _embed(self, tokens: Tensor, context: Tensor | None) -> Tensor:
+        parts = [self.decision_token.expand(tokens.shape[0], 1, -1)]
+        if self.context_proj is not None:
+            if context is None:
+                raise ValueError("this network has a context token: pass the context")
+            parts.append(linear(self.context_proj, context).unsqueeze(1))
+        parts.append(linear(self.token_proj, tokens) + self.model_embedding)
+        return torch.cat(parts, dim=1)
+
+    def decayed_parameters(self) -> list[nn.Parameter]:
+        """Weights that get L2 decay: linear weight matrices (not biases, norms, embeddings)."""
+        return [p for name, p in self.named_parameters() if name.endswith("weight") and p.ndim == 2]
+
+    def undecayed_parameters(self) -> list[nn.Parameter]:
+        decayed = {id(p) for p in self.decayed_parameters()}
+        return [p for p in self.parameters() if id(p) not in decayed]

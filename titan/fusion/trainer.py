@@ -1,0 +1,175 @@
+"""`FusionTrainer`: mini-batch online training with the overfitting defences.
+
+One `step`: draw a mini-batch uniformly (with replacement) from the training region of the
+buffer only, BCE loss on P(up) with dropout on, backward, clip the global gradient norm to
+`gradient_clip`, AdamW with the scheduled LR and decoupled weight decay `l2_lambda` on the
+weight matrices (`FlatAdamW`). The input standardiser is refitted on the training region
+at the first step and every `SCALER_REFIT_EVERY` steps. Every `val_every` steps the
+validation loss (dropout off) feeds early stopping, which snapshots the best weights and,
+when it triggers, restores them and pauses training (`titan.fusion.schedule`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from titan.config.fusion import FusionConfig
+from titan.fusion.buffer import SampleBuffer
+from titan.fusion.network import FusionNetwork
+from titan.fusion.optim import FlatAdamW
+from titan.fusion.scaling import Standardiser
+from titan.fusion.schedule import EarlyStopping, Verdict, lr_at
+
+LOSS_EMA = 0.05  # weight of the newest mini-batch in the reported train loss
+SCALER_REFIT_EVERY = 64  # steps between refits of the input standardiser
+NEVER = sys.maxsize
+
+
+class FusionTrainer:
+    def __init__(
+        self,
+        config: FusionConfig,
+        network: FusionNetwork,
+        buffer: SampleBuffer,
+        scaler: Standardiser,
+    ) -> None:
+        self.config = config
+        self.network = network
+        self.buffer = buffer
+        self.scaler = scaler
+        self.generator = torch.Generator(device=buffer.device)
+        self.generator.manual_seed(config.seed)
+        self.optimizer = FlatAdamW(
+            list(network.parameters()), network.decayed_parameters(), config.l2_lambda
+        )
+        self.stopper = EarlyStopping(config.early_stopping_patience, config.early_stopping_delta)
+        self.best_weights = self.optimizer.flat.clone()
+        self.steps = 0
+        self.train_loss = math.nan
+        self.val_loss = math.nan
+        self.grad_norm = math.nan
+
+    @property
+    def current_lr(self) -> float:
+        """The LR the next step will use."""
+        return lr_at(self.steps + 1, self.config)
+
+    def maybe_step(self, samples_seen: int) -> bool:
+        """Train one mini-batch if the buffer allows it and early stopping is not pausing."""
+        if self.buffer.n_train < self.config.batch_size:
+            return False
+        if not self.stopper.may_train(samples_seen):
+            return False
+        self.step(samples_seen)
+        return True
+
+    def samples_until_step(self, samples_seen: int) -> int:
+        """How many more recorded samples until the next training step can happen.
+
+        Counts cadence points (`train_every`), the buffer filling to one training batch and
+        an early-stopping pause; `NEVER` when the buffer can never hold a batch.
+        """
+        every, cap = self.config.train_every, self.buffer.capacity
+        if cap - int(cap * self.buffer.val_split) < self.config.batch_size:
+            return NEVER
+        first = samples_seen + every - samples_seen % every
+        if self.stopper.paused and first < self.stopper.resume_at:
+            first += -(-(self.stopper.resume_at - first) // every) * every  # ceil to cadence
+        while not self._batch_fits(first):
+            first += every
+        return first - samples_seen
+
+    def _batch_fits(self, samples: int) -> bool:
+        size = min(samples, self.buffer.capacity)
+        return size - int(size * self.buffer.val_split) >= self.config.batch_size
+
+    def step(self, samples_seen: int) -> None:
+        if self.steps % SCALER_REFIT_EVERY == 0:
+            self.scaler.fit(*self.buffer.train_region())
+        loss, self.grad_norm = self.compute_gradients(*self.sample_batch())
+        self.apply_gradients()
+        if math.isnan(self.train_loss):
+            self.train_loss = loss
+        else:
+            self.train_loss += LOSS_EMA * (loss - self.train_loss)
+        if self.buffer.n_val and self.steps % self.config.val_every == 0:
+            self.validate(samples_seen)
+
+    def sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """A mini-batch of raw samples drawn from the (older) training region only."""
+        positions = torch.randint(
+            0,
+            self.buffer.n_train,
+            (self.config.batch_size,),
+            generator=self.generator,
+            device=self.buffer.device,
+        )
+        return self.buffer.gather(self.buffer.slots(positions))
+
+    def compute_gradients(
+        self, tokens: Tensor, context: Tensor, labels: Tensor
+    ) -> tuple[float, float]:
+        """Forward with dropout, BCE, backward, clipping; returns (loss, pre-clip grad norm)."""
+        self.optimizer.zero_grad()
+        z, present = self.scaler.tokens(tokens)
+        logits, _ = self.network(z, present, self.scaler.context(context), self.generator)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        loss.backward()  # type: ignore[no-untyped-call]
+        norm = self.optimizer.clip_grad_norm(self.config.gradient_clip)
+        return loss.item(), norm.item()
+
+    def apply_gradients(self) -> None:
+        self.steps += 1
+        self.optimizer.step(lr_at(self.steps, self.config), self.steps)
+
+    @torch.inference_mode()
+    def validation_loss(self) -> float:
+        tokens, context, labels = self.buffer.gather(self.buffer.val_slots())
+        z, present = self.scaler.tokens(tokens)
+        logits, _ = self.network(z, present, self.scaler.context(context))
+        return F.binary_cross_entropy_with_logits(logits, labels).item()
+
+    def stopping_armed(self, samples_seen: int) -> bool:
+        """Early stopping judges only once the fusion decides (min_samples) on a val batch."""
+        enough_val = self.buffer.n_val >= self.config.batch_size
+        return enough_val and samples_seen >= self.config.min_samples
+
+    def validate(self, samples_seen: int) -> None:
+        self.val_loss = self.validation_loss()
+        if not self.stopping_armed(samples_seen):
+            return
+        verdict = self.stopper.observe(self.val_loss, samples_seen, self.buffer.n_val)
+        if verdict is Verdict.IMPROVED:
+            self.best_weights.copy_(self.optimizer.flat)
+        elif verdict is Verdict.TRIGGERED:
+            self.optimizer.flat.copy_(self.best_weights)
+            structlog.get_logger(__name__).info(
+                "fusion_early_stop",
+                step=self.steps,
+                val_loss=self.val_loss,
+                best_val_loss=self.stopper.best,
+                resume_at_sample=self.stopper.resume_at,
+            )
+
+    @torch.inference_mode()
+    def attention_summary(self, window: int) -> tuple[npt.NDArray[np.float64], float]:
+        """Mean decision attention per model over the newest `window` samples (sums to 1) and
+        the mean per-sample attention entropy in nats; uniform before any sample."""
+        n_models = self.network.n_models
+        if self.buffer.size == 0:
+            return np.full(n_models, 1.0 / n_models), math.log(n_models)
+        tokens, context, _ = self.buffer.gather(self.buffer.newest_slots(window))
+        z, present = self.scaler.tokens(tokens)
+        _, attention = self.network(z, present, self.scaler.context(context))
+        rows = attention.double().cpu().numpy()
+        entropy = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
+        mean = rows.mean(axis=0)
+        return mean / mean.sum(), float(entropy.mean())

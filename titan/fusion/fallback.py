@@ -5,7 +5,9 @@ Reasons (strings, stable for logs and reports):
 - ``disabled``: ``fusion.enabled = false``;
 - ``insufficient_samples``: fewer than ``min_samples`` resolved outcomes recorded so far;
 - ``wrong_model_count``: the call passed a different number of models than ``n_models``;
-- ``all_models_missing``: every model's prob_up was NaN for a row (that row gets 0.5).
+- ``all_models_missing``: every model's prob_up was NaN in every row of the call. A row
+  without any model always gets 0.5 and all-zero attention; in a call where other rows
+  reached the network, `fallback_reason` stays None (the event is still logged once).
 
 The fallback value is the NaN-masked mean of the available models' prob_up
 (`titan.fusion.inputs.simple_average`): a missing model is skipped, never counted as 0.5.

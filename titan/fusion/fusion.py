@@ -156,9 +156,11 @@ class TransformerFusion:
         fused, attention, missing = self._infer(prob, confidence, extras, context)
         if not missing.any():
             return self._remember(FusionBatch(fused, attention), None)
+        self._reasons.note("all_models_missing")  # such rows: 0.5 and all-zero attention
         fused = np.where(missing, 0.5, fused)
         attention = np.where(missing[:, None], 0.0, attention)
-        return self._remember(FusionBatch(fused, attention), "all_models_missing")
+        none_answered: FallbackReason | None = "all_models_missing" if missing.all() else None
+        return self._remember(FusionBatch(fused, attention), none_answered)
 
     def _model_reason(self, n_models: int) -> FallbackReason | None:
         if not self.config.enabled:

@@ -125,8 +125,10 @@ def test_all_models_missing_gives_half_and_a_reason(trained_rich) -> None:
     prob[1] = np.nan
     out = fusion.forward_batch(prob, stream.confidence[:3], stream.extras[:3], stream.context[:3])
     assert out.prob_up[1] == 0.5 and np.all(out.attention[1] == 0.0)
-    assert fusion.fallback_reason == "all_models_missing"
+    assert fusion.fallback_reason is None  # the other rows were answered by the network
     assert 0.0 < out.prob_up[0] < 1.0 and out.attention[0].sum() == pytest.approx(1.0)
+    assert fusion.forward([MISSING] * 4) == (0.5, 0.5)
+    assert fusion.fallback_reason == "all_models_missing"
 
 
 def test_wrongly_shaped_arrays_are_programming_errors(trained_rich) -> None:

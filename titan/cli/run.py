@@ -138,6 +138,7 @@ def _print_headline(headline: dict[str, Any], title: str = "") -> None:
     console.print(table)
     trading = headline["trading"]
     console.print(
-        f"PnL {trading['pnl']:.2f} ({trading['total_return']:.2%}), Sharpe {trading['sharpe']:.2f}, "
-        f"max drawdown {trading['max_drawdown']:.2%}, trades {trading['trades']}"
+        f"PnL {trading['pnl']:.2f} ({trading['total_return']:.2%}), "
+        f"Sharpe {trading['sharpe']:.2f}, max drawdown {trading['max_drawdown']:.2%}, "
+        f"trades {trading['trades']}"
     )

@@ -21,6 +21,6 @@ class EngineConfig(Section):
         DEFAULT_CONTEXT, description="features of the decision candle given to the fusion"
     )
     stats_every: int = Field(60, ge=1, description="intervals between stored fusion stats")
-    log_every: int = Field(1, ge=1, description="log one `decision` event every N intervals")
+    log_every: int = Field(1, ge=1, description="log one `interval` event every N intervals")
     report: bool = Field(True, description="write a report when a replay ends")
     reports_dir: str = "backtests/reports"

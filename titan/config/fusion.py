@@ -37,7 +37,9 @@ class FusionConfig(Section):
     early_stopping_delta: float = Field(0.001, ge=0.0)
     batch_size: int = Field(32, ge=1)
     buffer_size: int = Field(5000, ge=2)
-    train_every: int = Field(1, ge=1, description="train one mini-batch every N new samples")
+    train_every: int = Field(
+        32, ge=1, description="train one mini-batch every N new samples (32: each sample once)"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 

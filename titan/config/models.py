@@ -47,6 +47,9 @@ class LightGBMConfig(Section):
         0.2, ge=0.0, lt=1.0, description="newest fraction held out for early stopping"
     )
     early_stopping_rounds: int = Field(20, ge=1)
+    refit_on_all: bool = Field(
+        False, description="after early stopping, retrain on all rows (about twice the cost)"
+    )
     calibrate: bool = Field(
         False, description="logistic calibration on the validation tail instead of a full refit"
     )
@@ -58,7 +61,7 @@ class LightGBMConfig(Section):
 class ModelsConfig(Section):
     enabled: tuple[ModelName, ...] = DEFAULT_MODELS
     horizon: int = Field(1, ge=1, description="candles ahead the label looks")
-    refit_every: int = Field(1440, ge=1, description="candles between walk-forward refits")
+    refit_every: int = Field(10_080, ge=1, description="candles between walk-forward refits")
     train_window: int = Field(10_080, ge=2, description="trailing candles trained on")
     min_train: int = Field(2000, ge=2, description="labelled samples before the first fit")
     extra_purge: int = Field(0, ge=0, description="samples added to the derived purge gap")

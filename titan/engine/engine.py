@@ -15,6 +15,7 @@ use `max_batch = 1`, so every decision is made and traded at its own candle.
 from __future__ import annotations
 
 import signal
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ class Engine:
         self.last_ts: int | None = None
         self.summary = RunSummary()
         self.on_interval: Callable[[Interval], None] | None = None
+        self._received = 0.0
+        self.decision_latency_s = 0.0  # last flush: interval received -> ledger committed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -176,13 +179,17 @@ class Engine:
     # ------------------------------------------------------------------ one interval
 
     async def process(self, interval: Interval) -> None:
+        """One closed interval. Its decisions are made before the outcomes that resolve at
+        this candle are learned (they train the fusion for the next interval), so training
+        never delays a decision."""
+        self._received = time.perf_counter()
         if isinstance(self.parts.clock, SimClock):
             self.parts.clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
-        await self._resolve(interval)
         if self._due(interval.ts, self.config.models.refit_every):
             await self._refit()
         self._queue_decision(interval.ts, prices)
+        await self._resolve(interval)
         if self._jobs >= self.max_batch:
             await self.flush()
         if self._due(interval.ts, self.config.engine.stats_every):
@@ -253,6 +260,8 @@ class Engine:
                     writes.resolutions.append(op)
             with self.ledger.transaction():
                 self._write(writes)
+            if jobs:
+                self.decision_latency_s = time.perf_counter() - self._received
             self._learn(writes.resolutions)
             self._ops.clear()
             self._jobs = 0
@@ -283,8 +292,18 @@ class Engine:
                 decision.symbol, decision.ts, decision.close, decision.prob_up, decision.confidence
             )
             traded |= self._collect_fills(fills, writes)
-            self._log_decision(decision)
-        writes.equity.append(self._equity_row(job.ts, job.prices, with_state=traded))
+            log.debug(
+                "decision",
+                symbol=decision.symbol,
+                ts=decision.ts,
+                prob_up=decision.prob_up,
+                baseline=decision.baseline,
+                fused=decision.fused,
+                action=decision.action,
+            )
+        row = self._equity_row(job.ts, job.prices, with_state=traded)
+        writes.equity.append(row)
+        self._log_interval(job.ts, decisions, row)
         writes.progress.update(dict.fromkeys(job.prices, job.ts))
         self.summary.decisions += len(decisions)
 
@@ -342,19 +361,11 @@ class Engine:
         exposure = book.gross_exposure(marks) / equity if equity > 0 else 0.0
         return EquityRow(ts, equity, book.cash, exposure)
 
-    def _log_decision(self, decision: Decision) -> None:
-        if self.summary.decisions % self.config.engine.log_every == 0:
-            d = decision
-            log.info(
-                "decision",
-                symbol=d.symbol,
-                ts=d.ts,
-                prob_up=round(d.prob_up, 5),
-                baseline=round(d.baseline, 5),
-                fused=d.fused,
-                action=d.action,
-                target=round(d.target, 5),
-            )
+    def _log_interval(self, ts: int, decisions: Sequence[Decision], equity: EquityRow) -> None:
+        """One `interval` event per interval (every `log_every`-th), decisions summarised."""
+        if (ts // self.step_ms) % self.config.engine.log_every == 0:
+            summary = {d.symbol: {"p": round(d.prob_up, 5), "action": d.action} for d in decisions}
+            log.info("interval", ts=ts, equity=round(equity.equity, 4), decisions=summary)
 
     async def _flatten(self, ts: int) -> None:
         prices = dict(self.trader.marks)
@@ -384,6 +395,7 @@ class Engine:
             self.trader.state_dict(),
         )
         self.parts.checkpointer.save(ts // self.step_ms, lambda d: write_state(d, state))
+        self.ledger.checkpoint_wal()
 
     def restore(self) -> int | None:
         """Resume from the newest valid checkpoint (rolling the ledger back to it)."""

@@ -134,11 +134,12 @@ class MLClassifier:
         return big_enough and not _one_class(train) and not _one_class(valid)
 
     def _fit_with_tail(self, x: FloatArray, y: FloatArray, train: slice, valid: slice) -> None:
-        """Early stopping on the tail, then a full refit (or a tail calibration)."""
+        """Early stopping on the tail; optionally a refit on all rows (or a tail calibration)."""
         staged = self._train(x[train], y[train], self.config.n_estimators, (x[valid], y[valid]))
         rounds = max(1, staged.best_iteration or staged.current_iteration())
         if not self.config.calibrate:
-            self._install(self._train(x, y, rounds))
+            full = self._train(x, y, rounds) if self.config.refit_on_all else staged
+            self._install(full, rounds)
             return
         self._install(staged, rounds)
         calibrator = LogisticCalibrator(l2=1e-3, min_samples=_MIN_VALID)

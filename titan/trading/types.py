@@ -8,7 +8,7 @@ portfolio never sees a NaN quantity or a negative fee.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Side = Literal["buy", "sell"]
@@ -69,7 +69,7 @@ class Order:
         return side_sign(self.side) * self.quantity
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Order:
@@ -106,7 +106,7 @@ class Fill:
         return side_sign(self.side) * self.quantity
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fill:

@@ -55,7 +55,7 @@ def test_config_reaches_the_models() -> None:
 def test_models_config_defaults() -> None:
     config = ModelsConfig()
     assert config.enabled == DEFAULT_MODELS and config.horizon == 1
-    assert (config.refit_every, config.train_window) == (1440, 10_080)
+    assert (config.refit_every, config.train_window) == (10_080, 10_080)
     assert config.lightgbm.threads == 1 and config.lightgbm.num_leaves == 15
 
 

@@ -19,6 +19,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from titan.config import TitanConfig
 from titan.data.timeframes import timeframe_ms
 from titan.engine.checkpoint import Checkpointer
 from titan.engine.ensemble import Decision, Ensemble, Inputs
+from titan.engine.events import Observers
 from titan.engine.feed import Interval
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import EquityRow, Ledger, Outcome, Prediction
@@ -77,6 +79,7 @@ class Writes:
     predictions: list[tuple[Prediction, PendingEntry]] = field(default_factory=list)
     resolutions: list[Resolution] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
+    fill_objects: list[Fill] = field(default_factory=list)
     equity: list[EquityRow] = field(default_factory=list)
     progress: dict[str, int] = field(default_factory=dict)
 
@@ -132,12 +135,35 @@ class Engine:
         self.on_interval: Callable[[Interval], None] | None = None
         self._received = 0.0
         self.decision_latency_s = 0.0  # last flush: interval received -> ledger committed
+        self.observers = Observers()
+        self.trading_paused = False
+        self._checkpoint_requested = False
+        self.kill_file = Path(parts.config.runtime.state_dir) / parts.config.engine.kill_file
 
     # ------------------------------------------------------------------ lifecycle
 
     def request_stop(self, *_args: object) -> None:
         """Finish the current interval, checkpoint and return from `run` (SIGTERM/SIGINT)."""
         self._stop = True
+
+    def pause_trading(self) -> None:
+        """Keep deciding and learning, place no orders (until `resume_trading`)."""
+        self.trading_paused = True
+        log.warning("trading_paused")
+
+    def resume_trading(self) -> None:
+        self.trading_paused = False
+        log.warning("trading_resumed")
+
+    async def kill(self, reason: str) -> None:
+        """Kill switch: cancel open orders and stop trading (persists across restarts)."""
+        if not self.trader.killed:
+            self.trader.kill()
+            cancelled = await self.trader.broker.cancel_all()
+            log.error("kill_switch", reason=reason, cancelled_orders=cancelled)
+
+    def request_checkpoint(self) -> None:
+        self._checkpoint_requested = True
 
     def install_signal_handlers(self) -> None:
         import asyncio
@@ -148,6 +174,7 @@ class Engine:
 
     async def run(self) -> RunSummary:
         start_after = self.restore()
+        self.observers.emit("on_status", "online")
         log.info(
             "engine_started",
             mode=self.config.mode,
@@ -169,6 +196,7 @@ class Engine:
         if self.last_ts is not None:
             self.checkpoint(self.last_ts)
         self.summary.finished = ended
+        self.observers.emit("on_status", "stopped")
         log.info(
             "engine_stopped",
             reason="end_of_feed" if ended else "stop_requested",
@@ -195,9 +223,15 @@ class Engine:
         if self._due(interval.ts, self.config.engine.stats_every):
             await self.flush()
             self._store_stats(interval.ts)
-        if self._due(interval.ts, self.config.engine.checkpoint_every):
+        if (
+            self._due(interval.ts, self.config.engine.checkpoint_every)
+            or self._checkpoint_requested
+        ):
             await self.flush()
             self.checkpoint(interval.ts)
+            self._checkpoint_requested = False
+        if self.kill_file.exists():
+            await self.kill("kill_file")
         self.last_ts = interval.ts
         self.summary.intervals += 1
         self.summary.last_ts = interval.ts
@@ -262,6 +296,7 @@ class Engine:
                 self._write(writes)
             if jobs:
                 self.decision_latency_s = time.perf_counter() - self._received
+            self._notify(jobs, decisions, writes)
             self._learn(writes.resolutions)
             self._ops.clear()
             self._jobs = 0
@@ -288,6 +323,8 @@ class Engine:
         traded = False
         for decision, entry in zip(decisions, job.entries, strict=True):
             writes.predictions.append((self._prediction(decision, entry), entry))
+            if self.trading_paused:
+                continue
             fills = await self.trader.on_forecast(
                 decision.symbol, decision.ts, decision.close, decision.prob_up, decision.confidence
             )
@@ -316,6 +353,17 @@ class Engine:
         self.ledger.add_equity(writes.equity)
         self.ledger.set_progress(writes.progress)
         self.summary.resolved += len(writes.resolutions)
+
+    def _notify(
+        self, jobs: Sequence[DecisionJob], decisions: dict[int, list[Decision]], writes: Writes
+    ) -> None:
+        if not self.observers:
+            return
+        for job, equity in zip(jobs, writes.equity, strict=True):
+            self.observers.emit("on_decisions", job.ts, decisions[id(job)])
+            self.observers.emit("on_interval", job.ts, equity)
+        if writes.fill_objects:
+            self.observers.emit("on_fills", writes.fill_objects)
 
     def _learn(self, resolutions: Sequence[Resolution]) -> None:
         """Feed decided (non-tie) outcomes, in resolution order, to the fusion."""
@@ -346,6 +394,7 @@ class Engine:
         reason = ",".join(report.reasons) if report is not None and report.reasons else None
         for fill in fills:
             writes.fills.append({**fill.to_dict(), "reason": reason})
+            writes.fill_objects.append(fill)
             log.info("fill", **fill.to_dict())
         self.summary.fills += len(fills)
         return bool(fills)
@@ -383,6 +432,7 @@ class Engine:
         stats["attention"] = self.ensemble.fusion.get_attention_weights()
         with self.ledger.transaction():
             self.ledger.add_fusion_stats(ts, stats)
+        self.observers.emit("on_stats", ts, stats)
 
     def checkpoint(self, ts: int) -> None:
         state = EngineState(

@@ -63,6 +63,7 @@ class DecisionJob:
     symbols: list[str]
     windows: np.ndarray
     entries: list[PendingEntry]
+    tradable: bool = True
 
 
 @dataclass
@@ -216,7 +217,7 @@ class Engine:
         prices = self._ingest(interval)
         if self._due(interval.ts, self.config.models.refit_every):
             await self._refit()
-        self._queue_decision(interval.ts, prices)
+        self._queue_decision(interval.ts, prices, interval.tradable)
         await self._resolve(interval)
         if self._jobs >= self.max_batch:
             await self.flush()
@@ -268,7 +269,7 @@ class Engine:
         used = self.ensemble.refit(self.parts.history, self.config.models.min_train)
         log.info("models_refit", samples=used)
 
-    def _queue_decision(self, ts: int, prices: dict[str, float]) -> None:
+    def _queue_decision(self, ts: int, prices: dict[str, float], tradable: bool) -> None:
         lookback = self.ensemble.lookback
         symbols = [s for s in prices if self.parts.buffers.is_warm(s, lookback)]
         windows = self.parts.buffers.windows(symbols, lookback) if symbols else np.empty((0,))
@@ -276,7 +277,7 @@ class Engine:
         entries = [PendingEntry(s, ts, target, prices[s]) for s in symbols]
         for entry in entries:
             self._pending[entry.symbol].append(entry)
-        self._ops.append(DecisionJob(ts, prices, symbols, windows, entries))
+        self._ops.append(DecisionJob(ts, prices, symbols, windows, entries, tradable))
         self._jobs += 1
 
     # ------------------------------------------------------------------ barrier
@@ -323,7 +324,7 @@ class Engine:
         traded = False
         for decision, entry in zip(decisions, job.entries, strict=True):
             writes.predictions.append((self._prediction(decision, entry), entry))
-            if self.trading_paused:
+            if self.trading_paused or not job.tradable:
                 continue
             fills = await self.trader.on_forecast(
                 decision.symbol, decision.ts, decision.close, decision.prob_up, decision.confidence

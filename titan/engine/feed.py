@@ -20,10 +20,15 @@ from titan.data.store import COLUMNS, CandleStore, SeriesId
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """All closed candles that opened at `ts` (one per symbol that has one)."""
+    """All closed candles that opened at `ts` (one per symbol that has one).
+
+    `tradable` is False for candles replayed to warm up or catch up after downtime (their
+    close is in the past): the engine decides and learns on them but places no orders.
+    """
 
     ts: int
     candles: tuple[Candle, ...]
+    tradable: bool = True
 
 
 class ReplayFeed:

@@ -10,7 +10,8 @@ import polars as pl
 
 from titan.config import TitanConfig, load_config
 from titan.engine.compose import build_engine
-from titan.engine.engine import Engine, RunSummary
+from titan.engine.engine import Engine
+from titan.engine.records import RunSummary
 
 SAMPLE = Path(__file__).resolve().parents[2] / "backtests" / "data"
 START = "2025-05-04T16:00:00"

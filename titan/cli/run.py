@@ -25,7 +25,8 @@ from titan.clock import LiveClock
 from titan.config import ConfigError, TitanConfig
 from titan.data.timeframes import timeframe_ms
 from titan.engine.compose import build_engine
-from titan.engine.engine import Engine, RunSummary
+from titan.engine.engine import Engine
+from titan.engine.records import RunSummary
 from titan.evaluation.report import write_report
 
 MINUTES_PER_YEAR = 525_600

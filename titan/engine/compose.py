@@ -13,11 +13,12 @@ from titan.config import ConfigError, TitanConfig
 from titan.data.store import CandleStore, SeriesId
 from titan.data.timeframes import timeframe_ms
 from titan.engine.checkpoint import Checkpointer
-from titan.engine.engine import Engine, EngineParts, FeedFactory
+from titan.engine.engine import Engine
 from titan.engine.ensemble import Ensemble
 from titan.engine.feed import ReplayFeed
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import Ledger
+from titan.engine.records import EngineParts, FeedFactory
 from titan.features import NUM_FEATURES, FeatureBuffers
 from titan.fusion import TransformerFusion
 from titan.models.registry import build_models
@@ -54,7 +55,7 @@ def replay_feed(config: TitanConfig) -> FeedFactory:
             store, series, start_after=start_after, start=start, end=end, speed=config.feed.speed
         )
 
-    return make  # type: ignore[return-value]
+    return make
 
 
 def _feed_and_clock(config: TitanConfig) -> tuple[FeedFactory, Clock]:

@@ -17,103 +17,31 @@ from __future__ import annotations
 import signal
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import structlog
 
-from titan.clock import Clock, SimClock
-from titan.config import TitanConfig
+from titan.clock import SimClock
 from titan.data.timeframes import timeframe_ms
-from titan.engine.checkpoint import Checkpointer
-from titan.engine.ensemble import Decision, Ensemble, Inputs
+from titan.engine.ensemble import Decision, Inputs
 from titan.engine.events import Observers
 from titan.engine.feed import Interval
-from titan.engine.history import TrainingHistory
-from titan.engine.ledger import EquityRow, Ledger, Outcome, Prediction
+from titan.engine.ledger import EquityRow, Prediction
+from titan.engine.records import (
+    DecisionJob,
+    EngineParts,
+    PendingEntry,
+    Resolution,
+    RunSummary,
+    Writes,
+    outcome_of,
+)
 from titan.engine.state import EngineState, state_reader, write_state
-from titan.features import FeatureBuffers
-from titan.fusion import TransformerFusion
-from titan.trading.trader import Trader
 from titan.trading.types import Fill
 
 log = structlog.get_logger(__name__)
-FeedFactory = Callable[[int | None], AsyncIterator[Interval]]
-
-
-@dataclass
-class PendingEntry:
-    """A prediction waiting for its horizon; `id`/`inputs` are set once it is evaluated."""
-
-    symbol: str
-    ts: int
-    target_ts: int
-    close: float
-    id: int = -1
-    inputs: Inputs | None = None
-
-
-@dataclass
-class DecisionJob:
-    ts: int
-    prices: dict[str, float]
-    symbols: list[str]
-    windows: np.ndarray
-    entries: list[PendingEntry]
-    tradable: bool = True
-
-
-@dataclass
-class Resolution:
-    entry: PendingEntry
-    outcome: Outcome
-    close: float
-
-
-@dataclass
-class Writes:
-    """Ledger rows gathered during a flush, written in one transaction."""
-
-    predictions: list[tuple[Prediction, PendingEntry]] = field(default_factory=list)
-    resolutions: list[Resolution] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    fill_objects: list[Fill] = field(default_factory=list)
-    equity: list[EquityRow] = field(default_factory=list)
-    progress: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class EngineParts:
-    config: TitanConfig
-    clock: Clock
-    feed: FeedFactory
-    ensemble: Ensemble
-    make_fusion: Callable[[], TransformerFusion]
-    buffers: FeatureBuffers
-    history: TrainingHistory
-    trader: Trader
-    ledger: Ledger
-    checkpointer: Checkpointer
-
-
-@dataclass
-class RunSummary:
-    intervals: int = 0
-    decisions: int = 0
-    resolved: int = 0
-    fills: int = 0
-    last_ts: int | None = None
-    finished: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def outcome_of(close_then: float, close_now: float) -> Outcome:
-    if close_now > close_then:
-        return "UP"
-    return "DOWN" if close_now < close_then else "TIE"
 
 
 class Engine:

@@ -20,15 +20,18 @@ from titan.cli.common import (
 from titan.cli.run import _print_headline, _print_summary, report, run_engine, run_id
 from titan.config import TitanConfig
 from titan.data.store import CandleStore, SeriesId
+from titan.features import WARMUP
 
 BACKTEST_CONFIG = Path(__file__).resolve().parents[2] / "config" / "backtest.toml"
 
 
-def backtest(settings: TitanConfig, name: str, out_root: Path) -> dict[str, Any]:
+def backtest(
+    settings: TitanConfig, name: str, out_root: Path, evaluate_from: int | None = None
+) -> dict[str, Any]:
     """One fresh backtest run (its own state directory) and its report."""
     engine, summary = run_engine(settings, f"backtest {name}")
     _print_summary(summary)
-    headline = report(engine, settings, out_root / name, f"Titan backtest: {name}")
+    headline = report(engine, settings, out_root / name, f"Titan backtest: {name}", evaluate_from)
     engine.ledger.close()
     return headline
 
@@ -119,7 +122,9 @@ def history_command(
     hours: Annotated[float, typer.Option(help="Replay the last N hours of stored data.")] = 24.0,
     config: ConfigOption = None,
 ) -> None:
-    """Backtest replay of the last N hours of stored data (alias from the design documents)."""
+    """Backtest replay of the last N hours of stored data (alias from the design documents).
+
+    The replay starts early enough to fit the base models first (warm-up, not scored)."""
     settings = load_or_exit(config or BACKTEST_CONFIG)
     series = SeriesId(settings.data.exchange, symbol, f"{interval}m")
     last = CandleStore(settings.data.store).last_ts(series)
@@ -128,16 +133,24 @@ def history_command(
             f"[red]no stored candles for {symbol} {interval}m in {settings.data.store}[/red]"
         )
         raise typer.Exit(1)
+    evaluate_from = int(last - hours * 3_600_000)
+    warmup = (settings.models.min_train + WARMUP + 120) * interval * 60_000
+    pairs = {
+        "data.timeframe": f"{interval}m",
+        "data.symbols": f'["{symbol}"]',
+        "feed.start": _iso(evaluate_from - warmup),
+    }
+    rid = run_id()
+    state = Path("state") / "backtests" / rid / "history"
+    settings = variant(pairs, {}, state, config or BACKTEST_CONFIG)
+    setup_logging(settings)
+    out_root = Path(settings.engine.reports_dir) / f"history-{rid}"
+    headline = backtest(settings, "history", out_root, evaluate_from)
+    _print_headline(headline, title=f"last {hours:g} h of {symbol} (after warm-up)")
+    console.print(f"report: {out_root / 'history' / 'report.md'}")
+
+
+def _iso(ms: int) -> str:
     from datetime import UTC, datetime
 
-    start = datetime.fromtimestamp((last - hours * 3_600_000) / 1000, UTC).isoformat()
-    backtest_command(
-        config=config,
-        overrides=[f"data.timeframe={interval}m"],
-        compare=None,
-        store=None,
-        exchange=None,
-        symbol=[symbol],
-        start=start,
-        end=None,
-    )
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()

@@ -65,7 +65,13 @@ def run_engine(config: TitanConfig, label: str) -> tuple[Engine, RunSummary]:
     return engine, summary
 
 
-def report(engine: Engine, config: TitanConfig, out_dir: Path, title: str) -> dict[str, Any]:
+def report(
+    engine: Engine,
+    config: TitanConfig,
+    out_dir: Path,
+    title: str,
+    evaluate_from: int | None = None,
+) -> dict[str, Any]:
     minutes = timeframe_ms(config.data.timeframe) / 60_000
     notes = [
         f"Mode `{config.mode}`, symbols {', '.join(config.data.symbols)} ({config.data.exchange}, "
@@ -83,6 +89,7 @@ def report(engine: Engine, config: TitanConfig, out_dir: Path, title: str) -> di
         MINUTES_PER_YEAR / minutes,
         title,
         notes,
+        evaluate_from,
     )
 
 

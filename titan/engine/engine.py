@@ -42,6 +42,7 @@ from titan.engine.state import EngineState, state_reader, write_state
 from titan.trading.types import Fill
 
 log = structlog.get_logger(__name__)
+FIRST_FIT_CHECK = 60  # intervals between checks for enough history to fit the models
 
 
 class Engine:
@@ -66,6 +67,7 @@ class Engine:
         self.decision_latency_s = 0.0  # last flush: interval received -> ledger committed
         self.observers = Observers()
         self.trading_paused = False
+        self.models_fitted = False
         self._checkpoint_requested = False
         self.kill_file = Path(parts.config.runtime.state_dir) / parts.config.engine.kill_file
 
@@ -82,6 +84,7 @@ class Engine:
 
     def resume_trading(self) -> None:
         self.trading_paused = False
+        self.models_fitted = False
         log.warning("trading_resumed")
 
     async def kill(self, reason: str) -> None:
@@ -143,7 +146,7 @@ class Engine:
         if isinstance(self.parts.clock, SimClock):
             self.parts.clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
-        if self._due(interval.ts, self.config.models.refit_every):
+        if self._refit_due(interval.ts):
             await self._refit()
         self._queue_decision(interval.ts, prices, interval.tradable)
         await self._resolve(interval)
@@ -192,9 +195,18 @@ class Engine:
                     if self._updates_left <= 0:
                         await self.flush()  # this outcome may change the fusion's output
 
+    def _refit_due(self, ts: int) -> bool:
+        """Walk-forward refits every `refit_every` candles; the first fit as soon as the
+        history holds enough labelled samples (checked hourly)."""
+        if self._due(ts, self.config.models.refit_every):
+            return True
+        first_fit = not self.models_fitted and self._due(ts, FIRST_FIT_CHECK)
+        return first_fit and self.parts.history.rows >= self.config.models.min_train
+
     async def _refit(self) -> None:
         await self.flush()
         used = self.ensemble.refit(self.parts.history, self.config.models.min_train)
+        self.models_fitted = self.models_fitted or all(used.values())
         log.info("models_refit", samples=used)
 
     def _queue_decision(self, ts: int, prices: dict[str, float], tradable: bool) -> None:
@@ -372,6 +384,7 @@ class Engine:
             self.parts.history.state_dict(),
             self.ensemble.model_states(),
             self.trader.state_dict(),
+            self.models_fitted,
         )
         self.parts.checkpointer.save(ts // self.step_ms, lambda d: write_state(d, state))
         self.ledger.checkpoint_wal()
@@ -388,6 +401,7 @@ class Engine:
         self.parts.buffers.load_state_dict(state.buffers)
         self.parts.history.load_state_dict(state.history)
         self.ensemble.load_model_states(state.models)
+        self.models_fitted = state.models_fitted
         self.trader.load_state_dict(state.trader)
         self.ledger.rollback_after(state.last_ts, state.seq)
         for pending in self.ledger.pending():

@@ -52,6 +52,11 @@ class TrainingHistory:
             ring = self._rings[symbol] = _Ring(self.capacity, self.width)
         ring.push(ts, row, close)
 
+    @property
+    def rows(self) -> int:
+        """Rows held over all symbols (an upper bound on the labelled samples)."""
+        return sum(min(ring.count, self.capacity) for ring in self._rings.values())
+
     def training_set(
         self, spec_columns: np.ndarray, lookback: int, horizon: int
     ) -> tuple[FloatArray, FloatArray]:

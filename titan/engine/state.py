@@ -17,7 +17,7 @@ from typing import Any
 
 from titan.fusion import TransformerFusion
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass
@@ -29,6 +29,7 @@ class EngineState:
     history: dict[str, Any]
     models: list[dict[str, Any]]
     trader: dict[str, Any]
+    models_fitted: bool
 
 
 def write_state(directory: Path, state: EngineState) -> None:
@@ -41,6 +42,7 @@ def write_state(directory: Path, state: EngineState) -> None:
         "history": state.history,
         "models": state.models,
         "trader": state.trader,
+        "models_fitted": state.models_fitted,
     }
     with (directory / "engine.pkl").open("wb") as handle:
         pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -64,6 +66,7 @@ def state_reader(make_fusion: Callable[[], TransformerFusion]) -> Callable[[Path
             payload["history"],
             payload["models"],
             payload["trader"],
+            payload["models_fitted"],
         )
 
     return read

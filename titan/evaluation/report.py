@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from titan.engine.ledger import Ledger
 from titan.evaluation import plots
 from titan.evaluation.metrics import ForecastReport
@@ -69,18 +71,25 @@ def write_report(
     periods_per_year: float,
     title: str,
     notes: Sequence[str] = (),
+    evaluate_from: int | None = None,
 ) -> dict[str, Any]:
-    """Write `report.md` and plots; returns the headline figures (for comparisons)."""
+    """Write `report.md` and plots; returns the headline figures (for comparisons).
+
+    With `evaluate_from` (ms), only predictions and equity from then on are scored; the
+    run before it was warm-up (models fitted, fusion learning, but not evaluated)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = ledger.frame("predictions")
+    since = pl.col("ts") >= (evaluate_from or 0)
+    predictions = ledger.frame("predictions").filter(since)
+    equity_all = ledger.frame("equity")
+    equity, before = equity_all.filter(since), equity_all.filter(~since)
+    start = float(before["equity"][-1]) if before.height else start_equity
     table = forecast_table(predictions, model_names)
     overall = score_all(table)
     fused_only = score_all(table, table.fused) if table.fused.any() else {}
-    trading = trading_summary(
-        ledger.frame("equity"), ledger.frame("fills"), start_equity, periods_per_year
-    )
+    fills = ledger.frame("fills").filter(since)
+    trading = trading_summary(equity, fills, start, periods_per_year)
     history = fusion_history(ledger.frame("fusion_stats"))
-    plots.equity_plot(ledger.frame("equity"), out_dir / "equity.png")
+    plots.equity_plot(equity, out_dir / "equity.png")
     plots.attention_plot(predictions, model_names, out_dir / "attention.png")
     plots.training_plot(history, out_dir / "fusion_training.png")
     lines = [f"# {title}", "", *notes, "", "## Forecast quality (all resolved predictions)", ""]

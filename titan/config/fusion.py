@@ -40,6 +40,11 @@ class FusionConfig(Section):
     train_every: int = Field(
         32, ge=1, description="train one mini-batch every N new samples (32: each sample once)"
     )
+    require_beating_average: bool = Field(
+        True,
+        description="answer with the simple average unless the network's latest validation "
+        "loss beats the average's on the same held-out samples",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
 

@@ -4,6 +4,10 @@ Reasons (strings, stable for logs and reports):
 
 - ``disabled``: ``fusion.enabled = false``;
 - ``insufficient_samples``: fewer than ``min_samples`` resolved outcomes recorded so far;
+- ``not_better_than_average``: (with ``require_beating_average``) the network's latest
+  validation loss, on the newest held-out samples, is not below the simple average's on
+  the same samples (or it has not been validated yet). Checked at every validation, so the
+  fusion switches itself off while it does not help and back on when it does;
 - ``wrong_model_count``: the call passed a different number of models than ``n_models``;
 - ``all_models_missing``: every model's prob_up was NaN in every row of the call. A row
   without any model always gets 0.5 and all-zero attention; in a call where other rows
@@ -20,7 +24,11 @@ from typing import Literal
 import structlog
 
 FallbackReason = Literal[
-    "disabled", "insufficient_samples", "wrong_model_count", "all_models_missing"
+    "disabled",
+    "insufficient_samples",
+    "not_better_than_average",
+    "wrong_model_count",
+    "all_models_missing",
 ]
 
 

@@ -24,6 +24,7 @@ from titan.fusion.inputs import (
     RowEncoder,
     check_shapes,
     finite_f32,
+    prior_logits,
     simple_average,
     token_features,
 )
@@ -53,6 +54,7 @@ class TrainingStats(TypedDict):
     train_steps: int
     train_loss: float
     val_loss: float
+    average_val_loss: float
     best_val_loss: float
     current_lr: float
     grad_norm: float
@@ -120,7 +122,7 @@ class TransformerFusion:
     @property
     def is_active(self) -> bool:
         """Whether a forward with the right model count uses the network (not the average)."""
-        return self.config.enabled and self.samples_seen >= self.config.min_samples
+        return self._model_reason(self.n_models) is None
 
     def forward(
         self, model_outputs: Sequence[ModelOutput], features: Mapping[str, float] | None = None
@@ -169,6 +171,8 @@ class TransformerFusion:
             return "wrong_model_count"
         if self.samples_seen < self.config.min_samples:
             return "insufficient_samples"
+        if self.config.require_beating_average and not self.trainer.beats_average:
+            return "not_better_than_average"
         return None
 
     def _fallback(self, prob: F64, reason: FallbackReason) -> FusionBatch:
@@ -200,8 +204,12 @@ class TransformerFusion:
         tokens = _pad(self._tokens(prob, confidence, extras), MIN_ROWS)
         z, present = self.scaler.token_arrays(tokens)
         ctx = self.scaler.context_array(_pad(self._context_array(context, rows), MIN_ROWS))
+        raw = self._tensor(tokens)
         logits, attention = self.network(
-            self._tensor(z), self._tensor(present), None if ctx is None else self._tensor(ctx)
+            self._tensor(z),
+            self._tensor(present),
+            prior_logits(raw),
+            None if ctx is None else self._tensor(ctx),
         )
         logit = logits[:rows].cpu().numpy().astype(np.float64)
         prob_up = 1.0 / (1.0 + np.exp(-np.maximum(logit, -LOGIT_LIMIT)))
@@ -302,6 +310,7 @@ class TransformerFusion:
             train_steps=trainer.steps,
             train_loss=trainer.train_loss,
             val_loss=trainer.val_loss,
+            average_val_loss=trainer.average_val_loss,
             best_val_loss=stopper.best,
             current_lr=trainer.current_lr,
             grad_norm=trainer.grad_norm,

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+import torch
+from torch import Tensor
 
 from titan.models.base import ModelOutput
 
@@ -44,6 +46,11 @@ def token_features(prob_up: F64, confidence: F64, extras: F64 | None) -> F32:
     if extras is not None and n_extras:
         out[..., 3:] = extras
     return finite_f32(out)
+
+
+def prior_logits(tokens: Tensor) -> Tensor:
+    """The models' raw logits from raw (B, M, F) tokens, 0 where a model is missing."""
+    return torch.nan_to_num(tokens[..., 1], nan=0.0)
 
 
 def finite_f32(values: F64) -> F32:

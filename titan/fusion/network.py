@@ -5,7 +5,13 @@ a learned vector; each model token is a shared projection of that model's standa
 inputs plus a learned per-model identity embedding (without it the models would be
 interchangeable and attention could not prefer one); the context token projects the
 standardised context values and their presence flags. Missing models are masked keys.
-The decision token's final state goes through LayerNorm and a linear head to one logit.
+The output logit is the attention-weighted mean of the models' own logits (the decision
+token's last-layer attention over the present models, so the attention weights are
+literally how much each model counts) plus a correction from the decision token's final
+state (LayerNorm and a linear head, initialised to zero). An untrained network therefore
+answers with the models' (equally weighted) consensus, never with noise, and training
+moves it away from that only as far as the outcomes justify: a departure from the
+design document, whose plain head starts from a random guess (see `titan/fusion/__init__`).
 """
 
 from __future__ import annotations
@@ -40,15 +46,19 @@ class FusionNetwork(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(
         self,
         tokens: Tensor,
         present: Tensor,
+        prior: Tensor,
         context: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """tokens (B, M, F), present (B, M) bool, context (B, 2C) -> logits (B,), attention (B, M).
+        """tokens (B, M, F), present (B, M) bool, prior (B, M) the models' raw logits (0 where
+        missing), context (B, 2C) -> logits (B,), attention (B, M).
 
         Dropout is active iff `generator` is given. Attention is the decision token's
         last-layer attention over the model tokens, averaged over heads and renormalised to
@@ -62,9 +72,11 @@ class FusionNetwork(nn.Module):
         decision, attn = last.forward_first(h, key_bias, generator)
         # Head as multiply-and-sum: a one-column matmul takes BLAS paths whose rounding
         # depends on the batch size.
-        logits = (layer_norm(self.norm, decision) * self.head.weight[0]).sum(dim=-1)
+        correction = (layer_norm(self.norm, decision) * self.head.weight[0]).sum(dim=-1)
         weights = attn[:, self.n_fixed :].mean(dim=-1)
-        return logits + self.head.bias, weights / weights.sum(dim=1, keepdim=True)
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        consensus = (weights * prior).sum(dim=-1)
+        return consensus + correction + self.head.bias, weights
 
     def _blocks(self) -> list[TransformerFusionLayer]:
         return [cast(TransformerFusionLayer, layer) for layer in self.layers]

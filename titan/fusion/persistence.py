@@ -116,6 +116,7 @@ def _scalars(fusion: TransformerFusion) -> dict[str, Any]:
         "train_steps": trainer.steps,
         "train_loss": _finite_or_none(trainer.train_loss),
         "val_loss": _finite_or_none(trainer.val_loss),
+        "average_val_loss": _finite_or_none(trainer.average_val_loss),
         "grad_norm": _finite_or_none(trainer.grad_norm),
         "early_stopping": trainer.stopper.state(),
         "fallback_reason": fusion.fallback_reason,
@@ -130,6 +131,7 @@ def _restore_scalars(fusion: TransformerFusion, state: dict[str, Any]) -> None:
     trainer.steps = state["train_steps"]
     trainer.train_loss = _nan_if_none(state["train_loss"])
     trainer.val_loss = _nan_if_none(state["val_loss"])
+    trainer.average_val_loss = _nan_if_none(state["average_val_loss"])
     trainer.grad_norm = _nan_if_none(state["grad_norm"])
     trainer.stopper.load(state["early_stopping"])
     fusion.fallback_reason = state["fallback_reason"]

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from titan.config.fusion import FusionConfig
 from titan.fusion.buffer import SampleBuffer
+from titan.fusion.inputs import prior_logits
 from titan.fusion.network import FusionNetwork
 from titan.fusion.optim import FlatAdamW
 from titan.fusion.scaling import Standardiser
@@ -55,6 +56,7 @@ class FusionTrainer:
         self.steps = 0
         self.train_loss = math.nan
         self.val_loss = math.nan
+        self.average_val_loss = math.nan  # the models' simple average on the same samples
         self.grad_norm = math.nan
 
     @property
@@ -120,7 +122,8 @@ class FusionTrainer:
         """Forward with dropout, BCE, backward, clipping; returns (loss, pre-clip grad norm)."""
         self.optimizer.zero_grad()
         z, present = self.scaler.tokens(tokens)
-        logits, _ = self.network(z, present, self.scaler.context(context), self.generator)
+        context_z = self.scaler.context(context)
+        logits, _ = self.network(z, present, prior_logits(tokens), context_z, self.generator)
         loss = F.binary_cross_entropy_with_logits(logits, labels)
         loss.backward()  # type: ignore[no-untyped-call]
         norm = self.optimizer.clip_grad_norm(self.config.gradient_clip)
@@ -134,7 +137,7 @@ class FusionTrainer:
     def validation_loss(self) -> float:
         tokens, context, labels = self.buffer.gather(self.buffer.val_slots())
         z, present = self.scaler.tokens(tokens)
-        logits, _ = self.network(z, present, self.scaler.context(context))
+        logits, _ = self.network(z, present, prior_logits(tokens), self.scaler.context(context))
         return F.binary_cross_entropy_with_logits(logits, labels).item()
 
     def stopping_armed(self, samples_seen: int) -> bool:
@@ -142,8 +145,23 @@ class FusionTrainer:
         enough_val = self.buffer.n_val >= self.config.batch_size
         return enough_val and samples_seen >= self.config.min_samples
 
+    @property
+    def beats_average(self) -> bool:
+        """The network's last validation loss is below the simple average's on those samples."""
+        return self.val_loss < self.average_val_loss
+
+    @torch.inference_mode()
+    def average_validation_loss(self) -> float:
+        tokens, _, labels = self.buffer.gather(self.buffer.val_slots())
+        prob = tokens[..., 0].double() + 0.5  # raw prob_up - 0.5, NaN where missing
+        present = ~torch.isnan(prob)
+        mean = torch.where(present, prob, 0.0).sum(1) / present.sum(1).clamp_min(1)
+        mean = torch.where(present.any(1), mean, 0.5).clamp(1e-7, 1 - 1e-7)
+        return F.binary_cross_entropy(mean, labels.double()).item()
+
     def validate(self, samples_seen: int) -> None:
         self.val_loss = self.validation_loss()
+        self.average_val_loss = self.average_validation_loss()
         if not self.stopping_armed(samples_seen):
             return
         verdict = self.stopper.observe(self.val_loss, samples_seen, self.buffer.n_val)
@@ -168,7 +186,7 @@ class FusionTrainer:
             return np.full(n_models, 1.0 / n_models), math.log(n_models)
         tokens, context, _ = self.buffer.gather(self.buffer.newest_slots(window))
         z, present = self.scaler.tokens(tokens)
-        _, attention = self.network(z, present, self.scaler.context(context))
+        _, attention = self.network(z, present, prior_logits(tokens), self.scaler.context(context))
         rows = attention.double().cpu().numpy()
         entropy = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
         mean = rows.mean(axis=0)

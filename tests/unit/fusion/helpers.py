@@ -84,7 +84,12 @@ def rich_stream(n: int, n_models: int = 4, seed: int = 1) -> Stream:
 
 
 def make_fusion(stream: Stream | None = None, **overrides: object) -> TransformerFusion:
-    settings: dict[str, object] = {"device": "cpu", "train_every": 1, **overrides}
+    settings: dict[str, object] = {
+        "device": "cpu",
+        "train_every": 1,
+        "require_beating_average": False,
+        **overrides,
+    }
     config = FusionConfig.model_validate(settings)
     n_models = 4 if stream is None else stream.prob.shape[1]
     rich = stream is not None and stream.context is not None

@@ -8,6 +8,7 @@ import torch
 
 from tests.unit.fusion.helpers import Stream, feed, informative_stream, make_fusion, params
 from titan.config.fusion import FusionConfig
+from titan.fusion.inputs import prior_logits
 from titan.fusion.schedule import lr_at
 
 NEVER = 10**9  # train_every that never trains: fill the buffer, then step by hand
@@ -27,11 +28,12 @@ def test_dropout_is_active_in_training_only() -> None:
     fusion = _filled(informative_stream(100), dropout=0.5)
     tokens, _, labels = fusion.buffer.gather(torch.arange(64))
     z, present = fusion.scaler.tokens(tokens)
+    prior = prior_logits(tokens)
     net, gen = fusion.network, torch.Generator().manual_seed(0)
     with torch.no_grad():
-        evaluated = net(z, present)[0]
-        assert torch.equal(evaluated, net(z, present)[0])
-        first, second = net(z, present, None, gen)[0], net(z, present, None, gen)[0]
+        evaluated = net(z, present, prior)[0]
+        assert torch.equal(evaluated, net(z, present, prior)[0])
+        first, second = net(z, present, prior, None, gen)[0], net(z, present, prior, None, gen)[0]
     assert not torch.equal(first, second) and not torch.equal(first, evaluated)
     loss_a, _ = fusion.trainer.compute_gradients(tokens, torch.zeros(64, 0), labels)
     loss_b, _ = fusion.trainer.compute_gradients(tokens, torch.zeros(64, 0), labels)
@@ -39,7 +41,7 @@ def test_dropout_is_active_in_training_only() -> None:
     no_dropout = _filled(informative_stream(100), dropout=0.0)
     with torch.no_grad():
         net0 = no_dropout.network
-        assert torch.equal(net0(z, present, None, gen)[0], net0(z, present)[0])
+        assert torch.equal(net0(z, present, prior, None, gen)[0], net0(z, present, prior)[0])
 
 
 # 2. L2 weight decay -------------------------------------------------------------------------

@@ -5,7 +5,10 @@ model's `ModelOutput` into a token (prob_up, its logit, confidence, the named ex
 learned per-model identity embedding, an optional context token from a features dict (a
 fixed, ordered tuple of names; missing keys are masked to 0 with a presence flag) and a
 learned decision token; `TransformerFusionLayer` blocks (pre-LN multi-head self-attention +
-ReLU feed-forward, residuals) mix them, and the decision token's state gives P(up). Inputs
+ReLU feed-forward, residuals) mix them. The output logit is the attention-weighted mean of
+the models' own logits (so the attention weights are exactly how much each model counts)
+plus a zero-initialised correction from the decision token's state: untrained, the fusion
+answers with the models' consensus rather than a random guess. Inputs
 are standardised with statistics of the training region of the buffer (`scaling`).
 
 Predicting
@@ -16,8 +19,9 @@ Predicting
     batch size). Between training steps the output is a pure function of the inputs.
 
 Fallback (the simple average of the available models' prob_up, NaN-masked; all missing ->
-0.5 with zero attention) when disabled, before `min_samples` outcomes, or when the model
-count differs from `n_models`; `fallback_reason` says which, and each reason is logged once
+0.5 with zero attention) when disabled, before `min_samples` outcomes, while the network's
+latest validation loss does not beat the simple average's on the same held-out samples
+(`require_beating_average`, on by default), or when the model count differs from `n_models`; `fallback_reason` says which, and each reason is logged once
 as a `fusion_fallback` event. A missing (NaN) model is masked out of attention, never
 treated as 0.5.
 

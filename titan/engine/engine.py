@@ -84,7 +84,6 @@ class Engine:
 
     def resume_trading(self) -> None:
         self.trading_paused = False
-        self.models_fitted = False
         log.warning("trading_resumed")
 
     async def kill(self, reason: str) -> None:

@@ -21,8 +21,9 @@ Predicting
 Fallback (the simple average of the available models' prob_up, NaN-masked; all missing ->
 0.5 with zero attention) when disabled, before `min_samples` outcomes, while the network's
 latest validation loss does not beat the simple average's on the same held-out samples
-(`require_beating_average`, on by default), or when the model count differs from `n_models`; `fallback_reason` says which, and each reason is logged once
-as a `fusion_fallback` event. A missing (NaN) model is masked out of attention, never
+(`require_beating_average`, on by default), or when the model count differs from
+`n_models`; `fallback_reason` says which, and each reason is logged once as a
+`fusion_fallback` event. A missing (NaN) model is masked out of attention, never
 treated as 0.5.
 
 Learning

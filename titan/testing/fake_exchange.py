@@ -1,9 +1,15 @@
 """A fake Binance spot REST server on 127.0.0.1 for tests, demos and fault drills.
 
-Serves a subset of the Binance spot API (`/api/v3/ping`, `time`, `exchangeInfo`,
-`klines`) from real recorded candles, with the forming (not yet closed) candle
-included exactly as Binance does, and with injectable faults: HTTP 429/418/5xx,
-timeouts and malformed JSON. Point ccxt at it with `ccxt_urls(exchange, server.url)`.
+Serves a subset of the Binance spot API from real recorded candles: the public
+`/api/v3/ping`, `time`, `exchangeInfo` and `klines` (the forming, not yet closed candle
+included exactly as Binance does), and the signed trading endpoints `order` (POST, GET,
+DELETE), `openOrders` (GET, DELETE), `account` and `myTrades` for one account
+(`titan.testing.fake_trading`: signature checks; `titan.testing.fake_account`: balances
+and order matching against the candle at the server's `now_ms`). Faults can be injected
+on any path: HTTP 429/418/5xx, timeouts, malformed JSON, connection resets, and the two
+"processed, but the answer is lost" faults `timeout_after` / `500_after` (the request
+takes effect, then the client times out or gets a 500). Point ccxt at it with
+`make_exchange("binance", server.url, options={"fetchMarkets": {"types": ["spot"]}})`.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import numpy as np
 import polars as pl
 
 from titan.data.timeframes import timeframe_ms
+from titan.testing.fake_account import FakeAccount
+from titan.testing.fake_trading import FakeKeys, Reply, check_signature
 
 Handler = Callable[[dict[str, str]], tuple[int, Any]]
-FAULTS = ("429", "418", "500", "503", "timeout", "malformed", "reset")
+AccountHandler = Callable[[Mapping[str, str], int], Reply]
+FAULTS = ("429", "418", "500", "503", "timeout", "malformed", "reset", "timeout_after", "500_after")
+AFTER_FAULTS = ("timeout_after", "500_after")  # the request is processed, the answer is lost
 
 
 @dataclass
@@ -60,17 +70,38 @@ class FakeExchange:
     """Run with `with FakeExchange(series) as server:`; `server.url` is the base URL."""
 
     def __init__(
-        self, series: Mapping[str, FakeSeries], now_ms: Callable[[], int] | None = None
+        self,
+        series: Mapping[str, FakeSeries],
+        now_ms: Callable[[], int] | None = None,
+        *,
+        keys: FakeKeys | None = None,
+        balances: Mapping[str, float] | None = None,
+        fee_rate: float = 0.001,
+        leaky_errors: bool = False,
     ) -> None:
+        """`balances` (asset -> free amount) start the account; `fee_rate` is the taker and
+        maker commission; `leaky_errors` makes auth errors echo the request (redaction tests).
+        """
         self.state = FakeExchangeState(series=dict(series))
         if now_ms is not None:
             self.state.now_ms = now_ms
+        self.keys = keys or FakeKeys()
+        self.leaky_errors = leaky_errors
+        self.account = FakeAccount(
+            {symbol: s.data for symbol, s in self.state.series.items()},
+            free=dict(balances or {}),
+            taker_fee=fee_rate,
+            maker_fee=fee_rate,
+        )
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/api/v3/ping"): lambda _q: (200, {}),
             ("GET", "/api/v3/time"): lambda _q: (200, {"serverTime": self.state.now_ms()}),
             ("GET", "/api/v3/exchangeInfo"): self._exchange_info,
             ("GET", "/api/v3/klines"): self._klines,
         }
+        self.signed: set[tuple[str, str]] = set()
+        self._add_signed_routes()
+        self._account_lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -93,7 +124,10 @@ class FakeExchange:
 
     def start(self) -> FakeExchange:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-exchange", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # a quick stop() between tests
+            name="fake-exchange",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -107,6 +141,40 @@ class FakeExchange:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    def _add_signed_routes(self) -> None:
+        account = self.account
+        table: dict[tuple[str, str], AccountHandler] = {
+            ("POST", "/api/v3/order"): account.new_order,
+            ("GET", "/api/v3/order"): account.query_order,
+            ("DELETE", "/api/v3/order"): account.cancel_order,
+            ("GET", "/api/v3/openOrders"): account.list_open_orders,
+            ("DELETE", "/api/v3/openOrders"): account.cancel_open_orders,
+            ("GET", "/api/v3/account"): account.account,
+            ("GET", "/api/v3/myTrades"): account.my_trades,
+        }
+        for route, handler in table.items():
+            self.routes[route] = self._trading(handler)
+            self.signed.add(route)
+
+    def _trading(self, handler: AccountHandler) -> Handler:
+        """Run an account endpoint at the server's now, after matching resting orders."""
+
+        def run(query: dict[str, str]) -> tuple[int, Any]:
+            with self.account_lock:
+                now = self.state.now_ms()
+                self.account.match(now)
+                return handler(query, now)
+
+        return run
+
+    @property
+    def account_lock(self) -> threading.RLock:
+        """Hold it to read or change `account` from a test while the server runs."""
+        return self._account_lock
+
+    def authenticate(self, api_key: str | None, total_params: str) -> Reply | None:
+        return check_signature(self.keys, api_key, total_params, leaky=self.leaky_errors)
 
     def take_fault(self, path: str) -> Fault | None:
         with self.state.lock:
@@ -219,29 +287,39 @@ def _make_handler(exchange: FakeExchange) -> type[BaseHTTPRequestHandler]:
         def _dispatch(self, method: str) -> None:
             parsed = urlparse(self.path)
             exchange.state.requests.append(f"{method} {parsed.path}")
+            body = self._read_body()
             fault = exchange.take_fault(parsed.path)
+            if fault is not None and fault.kind not in AFTER_FAULTS:
+                self._fault(fault.kind)
+                return
+            reply = self._answer(method, parsed.path, parsed.query, body)
             if fault is not None:
                 self._fault(fault.kind)
                 return
-            route = exchange.routes.get((method, parsed.path))
-            if route is None:
-                self._send(404, {"code": -1, "msg": "not found"})
-                return
-            query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
-            query.update(self._form_body())
-            self._send(*route(query))
+            self._send(*reply)
 
-        def _form_body(self) -> dict[str, str]:
+        def _answer(self, method: str, path: str, query: str, body: str) -> Reply:
+            route = exchange.routes.get((method, path))
+            if route is None:
+                return 404, {"code": -1, "msg": "not found"}
+            if (method, path) in exchange.signed:
+                refused = exchange.authenticate(self.headers.get("X-MBX-APIKEY"), query + body)
+                if refused is not None:
+                    return refused
+            params = {key: values[-1] for key, values in parse_qs(query).items()}
+            params.update({key: values[-1] for key, values in parse_qs(body).items()})
+            return route(params)
+
+        def _read_body(self) -> str:
             length = int(self.headers.get("Content-Length") or 0)
-            if not length:
-                return {}
-            body = self.rfile.read(length).decode()
-            return {key: values[-1] for key, values in parse_qs(body).items()}
+            return self.rfile.read(length).decode() if length else ""
 
         def _fault(self, kind: str) -> None:
-            if kind == "timeout":
+            if kind in ("timeout", "timeout_after"):
                 time.sleep(exchange.state.timeout_s)
                 self._send(200, [])
+            elif kind == "500_after":
+                self._send(500, {"code": -1001, "msg": "injected 500 after processing"})
             elif kind == "malformed":
                 self._send_raw(200, b'{"this is": not json')
             elif kind == "reset":

@@ -9,6 +9,7 @@ app.add_typer(data_commands.app, name="data")
 # Importing these modules registers their commands on `app`.
 from titan.cli import backtest as _backtest  # noqa: E402,F401
 from titan.cli import features as _features  # noqa: E402,F401
+from titan.cli import ops as _ops  # noqa: E402,F401
 from titan.cli import run as _run  # noqa: E402,F401
 
 

@@ -53,6 +53,14 @@ def load_or_exit(path: Path | None, overrides: dict[str, str] | None = None) -> 
 
 def setup_logging(config: TitanConfig, to_stderr: bool = True) -> None:
     """Logs of data commands go to stderr so their stdout stays the result."""
-    logging = config.logging
+    logging, logs = config.logging, config.ops.logs
     stream = sys.stderr if to_stderr or logging.stream == "stderr" else sys.stdout
-    configure_logging(logging.level, logging.format, stream, logging.file)
+    configure_logging(
+        logging.level,
+        logging.format,
+        stream,
+        logging.file,
+        max_bytes=logs.max_bytes,
+        backups=logs.backups,
+        sample=logs.sample,
+    )

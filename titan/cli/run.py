@@ -56,8 +56,9 @@ def run_engine(config: TitanConfig, label: str) -> tuple[Engine, RunSummary]:
     engine = _build(config)
 
     async def main() -> RunSummary:
-        engine.install_signal_handlers()
-        return await engine.run()
+        from titan.ops.runtime import run_daemon
+
+        return await run_daemon(engine, config)  # signal handlers, MQTT, health, watchdog
 
     total = getattr(engine.parts.feed(None), "total", None)
     with _progress(engine, total, label):

@@ -19,7 +19,9 @@ from titan.config.base import Section
 from titan.config.engine import EngineConfig
 from titan.config.features import FeaturesConfig
 from titan.config.fusion import FusionConfig
+from titan.config.live import LiveConfig
 from titan.config.models import ModelsConfig
+from titan.config.ops import OpsConfig
 from titan.config.sections import DataConfig, FeedConfig, LoggingConfig, Mode, RuntimeConfig
 from titan.config.trading import TradingConfig
 
@@ -31,9 +33,11 @@ __all__ = [
     "FeaturesConfig",
     "FeedConfig",
     "FusionConfig",
+    "LiveConfig",
     "LoggingConfig",
     "Mode",
     "ModelsConfig",
+    "OpsConfig",
     "RuntimeConfig",
     "TitanConfig",
     "TradingConfig",
@@ -58,6 +62,8 @@ class TitanConfig(Section):
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     trading: TradingConfig = Field(default_factory=TradingConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")
@@ -113,7 +119,16 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 # Environment variables with the prefix that are not config keys (secrets, switches).
-_ENV_NOT_CONFIG = frozenset({"TITAN_API_KEY", "TITAN_API_SECRET", "TITAN_CONFIRM_LIVE"})
+_ENV_NOT_CONFIG = frozenset(
+    {
+        "TITAN_API_KEY",
+        "TITAN_API_SECRET",
+        "TITAN_API_PASSPHRASE",
+        "TITAN_CONFIRM_LIVE",
+        "TITAN_MQTT_PASSWORD",
+        "TITAN_MQTT_SECRET",
+    }
+)
 
 
 def _parse_value(text: str) -> Any:

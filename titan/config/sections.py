@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from titan.config.base import Section
+from titan.config.live_feed import LiveFeedConfig
 from titan.data.timeframes import timeframe_ms
 
 Mode = Literal["live", "paper", "backtest"]
@@ -48,6 +49,7 @@ class FeedConfig(Section):
         None, description="replay start (ISO 8601 UTC), default: first candle"
     )
     end: str | None = Field(None, description="replay end (ISO 8601 UTC), default: last candle")
+    live: LiveFeedConfig = Field(default_factory=LiveFeedConfig)
 
 
 class LoggingConfig(Section):

@@ -4,13 +4,24 @@ JSON lines when the stream is not a terminal (journald, files, pipes), readable 
 output on a terminal. Events carry fields, never formatted strings. Every event passes
 through `redact_secrets`, so registered secret values and secret-looking keys never
 reach a log line.
+
+Log streams for a long-running daemon:
+- an optional copy in a file, rotated by size (`<file>.1` ... `<file>.<backups>`);
+- per-event sampling (`sample={"decision": 100}` keeps 1 in 100 per event and symbol;
+  warnings and errors are never sampled), so a 100-symbol 1m daemon does not flood
+  the journal;
+- the level can change at runtime (`set_log_level`, e.g. from an MQTT command);
+- event listeners (`add_event_listener`) see every event that passes the level, before
+  sampling: the Prometheus metrics count rejects and reconnects this way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -19,6 +30,10 @@ import structlog
 _SECRET_KEY_PARTS = ("secret", "password", "passwd", "api_key", "apikey", "token", "private_key")
 _REDACTED = "***"
 _secret_values: set[str] = set()
+_UNSAMPLED = frozenset({"warning", "error", "critical", "exception"})
+EventListener = Callable[[Mapping[str, Any]], None]
+_listeners: list[EventListener] = []
+_state: dict[str, str] = {"level": "info"}
 
 
 def register_secret(value: str | None) -> None:
@@ -47,10 +62,140 @@ def redact_secrets(
     return event_dict
 
 
+# --------------------------------------------------------------------------- strict JSON
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN/inf floats replaced by None (strict JSON for jq and MQTT consumers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """json.dumps that never writes NaN/Infinity (they become null)."""
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(json_safe(value), **kwargs)
+
+
+# --------------------------------------------------------------------------- listeners
+
+
+def add_event_listener(listener: EventListener) -> None:
+    """Call `listener(event_dict)` for every event that passes the level filter."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def remove_event_listener(listener: EventListener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def install_listener_processor() -> None:
+    """Make sure listeners see events even when `configure_logging` was not called."""
+    processors = list(structlog.get_config()["processors"])
+    if _notify_listeners in processors:
+        return
+    add_level = structlog.processors.add_log_level
+    at = processors.index(add_level) + 1 if add_level in processors else 0
+    processors.insert(at, _notify_listeners)
+    structlog.configure(processors=processors)
+
+
+def _notify_listeners(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for listener in list(_listeners):
+        try:
+            listener(event_dict)
+        except Exception:  # a metrics bug must never break logging
+            continue
+    return event_dict
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class EventSampler:
+    """structlog processor: keep 1 in N of an event (per symbol) below warning level.
+
+    `rates` maps event name -> N (1 keeps all, 0 drops all). Kept events carry
+    `sampled=N` so readers know each line stands for N.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, rates: Mapping[str, int]) -> None:
+        self.rates = dict(rates)
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def __call__(
+        self, _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        rate = self.rates.get(str(event_dict.get("event")))
+        if rate is None or rate == 1 or method in _UNSAMPLED:
+            return event_dict
+        if rate == 0:
+            raise structlog.DropEvent
+        key = (str(event_dict.get("event")), str(event_dict.get("symbol", "")))
+        if len(self._counts) >= self.MAX_KEYS:
+            self._counts.clear()
+        count = self._counts.get(key, 0)
+        self._counts[key] = count + 1
+        if count % rate:
+            raise structlog.DropEvent
+        event_dict["sampled"] = rate
+        return event_dict
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class RotatingFile:
+    """An append-only text file rotated by size: `path` -> `path.1` -> ... -> `path.N`."""
+
+    def __init__(self, path: Path, max_bytes: int = 0, backups: int = 5) -> None:
+        self.path, self.max_bytes, self.backups = Path(path), max_bytes, max(1, backups)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._size = self._file.tell()
+
+    def write(self, text: str) -> None:
+        size = len(text.encode("utf-8"))
+        if self.max_bytes and self._size and self._size + size > self.max_bytes:
+            self.rollover()
+        self._file.write(text)
+        self._size += size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def rollover(self) -> None:
+        self._file.close()
+        for index in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.path.exists():
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self._file = self.path.open("a", encoding="utf-8")
+        self._size = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Tee:
     """A file-like that writes each log line to a stream and, optionally, a file."""
 
-    def __init__(self, stream: IO[str], file: IO[str] | None) -> None:
+    def __init__(self, stream: IO[str], file: RotatingFile | None) -> None:
         self.stream, self.file = stream, file
 
     def write(self, text: str) -> None:
@@ -64,31 +209,58 @@ class _Tee:
             self.file.flush()
 
 
+# --------------------------------------------------------------------------- set-up
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def set_log_level(level: str) -> None:
+    """Change the level of every logger at runtime (module-level loggers included)."""
+    number = _level_number(level)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(number))
+    _state["level"] = level.lower()
+
+
+def current_log_level() -> str:
+    return _state["level"]
+
+
 def configure_logging(
     level: str = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
     stream: IO[str] | None = None,
     file: Path | None = None,
+    *,
+    max_bytes: int = 0,
+    backups: int = 5,
+    sample: Mapping[str, int] | None = None,
 ) -> None:
-    """Configure structlog for the whole process."""
+    """Configure structlog for the whole process (see the module docstring)."""
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer(sort_keys=False)
+        structlog.processors.JSONRenderer(serializer=strict_json, sort_keys=False)
         if use_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
-    log_file = file.open("a", encoding="utf-8") if file is not None else None
+    log_file = RotatingFile(file, max_bytes, backups) if file is not None else None
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _notify_listeners,
+            EventSampler(sample or {}),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.WriteLoggerFactory(file=_Tee(stream, log_file)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+    set_log_level(level)

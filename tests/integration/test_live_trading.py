@@ -26,7 +26,7 @@ from titan.ops.secrets import Credentials, load_api_credentials
 from titan.testing.fake_exchange import FakeExchange, FakeSeries
 from titan.trading.guard import LiveTradingRefused, require_live_confirmation
 from titan.trading.live_broker import CcxtBroker, make_live_broker
-from titan.trading.live_orders import LiveBrokerError, book_fills, client_order_id
+from titan.trading.live_orders import LiveBrokerError, client_order_id
 from titan.trading.reconcile import reconcile_on_start
 from titan.trading.risk import RiskReason
 from titan.trading.trader import Trader
@@ -109,7 +109,7 @@ class Session:
     async def decide(self, row: int, prob_up: float, symbol: str = BTC) -> list[Any]:
         ts = self.ts(row)
         self.clock.now = ts + MINUTE + 5_000
-        book_fills(self.trader, await self.broker.poll_fills())
+        await self.trader.poll()
         frame = self.frames[symbol]
         close = float(frame.filter(pl.col("timestamp") == ts)["close"][0])
         fills = await self.trader.on_forecast(symbol, ts, close, prob_up, 1.0)

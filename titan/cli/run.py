@@ -32,9 +32,9 @@ from titan.evaluation.report import write_report
 MINUTES_PER_YEAR = 525_600
 
 
-def _build(config: TitanConfig) -> Engine:
+def _build(config: TitanConfig, confirm_live: bool) -> Engine:
     try:
-        return build_engine(config)
+        return build_engine(config, confirm_live)
     except ConfigError as exc:
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -52,15 +52,19 @@ def _progress(engine: Engine, total: int | None, label: str) -> Iterator[None]:
         yield
 
 
-def run_engine(config: TitanConfig, label: str) -> tuple[Engine, RunSummary]:
-    engine = _build(config)
+def run_engine(
+    config: TitanConfig, label: str, confirm_live: bool = False
+) -> tuple[Engine, RunSummary]:
+    engine = _build(config, confirm_live)
 
     async def main() -> RunSummary:
         from titan.ops.runtime import run_daemon
 
-        return await run_daemon(engine, config)  # signal handlers, MQTT, health, watchdog
+        # signal handlers, MQTT, metrics, health file and watchdog around engine.run()
+        return await run_daemon(engine, config, feed_health=engine.parts.feed_health)
 
-    total = getattr(engine.parts.feed(None), "total", None)
+    replay = config.feed.kind == "replay"
+    total = getattr(engine.parts.feed(None), "total", None) if replay else None
     with _progress(engine, total, label):
         summary = asyncio.run(main())
     return engine, summary
@@ -107,6 +111,13 @@ def run_command(
         str | None, typer.Option(help="live | paper | backtest (overrides the config).")
     ] = None,
     overrides: SetOption = None,
+    confirm_live: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-live",
+            help="Required (or TITAN_CONFIRM_LIVE=yes) with mode = live: real orders.",
+        ),
+    ] = False,
 ) -> None:
     """Run the daemon: the embedded default paper-trades the bundled sample, then reports."""
     pairs = parse_overrides(overrides)
@@ -114,7 +125,7 @@ def run_command(
         pairs["mode"] = mode
     settings = load_or_exit(config, pairs)
     setup_logging(settings, to_stderr=False)
-    engine, summary = run_engine(settings, f"{settings.mode} replay")
+    engine, summary = run_engine(settings, f"{settings.mode} {settings.feed.kind}", confirm_live)
     _print_summary(summary)
     if summary.finished and settings.engine.report:
         out = Path(settings.engine.reports_dir) / f"{settings.mode}-{run_id()}"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import structlog
 import torch
 
 from titan.clock import Clock, LiveClock, SimClock
 from titan.config import ConfigError, TitanConfig
+from titan.data.feeds import build_live_feed
 from titan.data.store import CandleStore, SeriesId
 from titan.data.timeframes import timeframe_ms
 from titan.engine.checkpoint import Checkpointer
@@ -18,13 +23,21 @@ from titan.engine.ensemble import Ensemble
 from titan.engine.feed import ReplayFeed
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import Ledger
-from titan.engine.records import EngineParts, FeedFactory
+from titan.engine.records import EngineParts, FeedFactory, StartHook
 from titan.features import NUM_FEATURES, FeatureBuffers
 from titan.fusion import TransformerFusion
 from titan.models.registry import build_models
+from titan.ops.secrets import CredentialsError, load_api_credentials
+from titan.trading.broker import Broker
+from titan.trading.guard import LiveTradingRefused, require_live_confirmation
+from titan.trading.live_broker import CcxtBroker, make_live_broker
+from titan.trading.reconcile import reconcile_on_start
 from titan.trading.sim_broker import SimBroker
 from titan.trading.sizing import target_fraction
 from titan.trading.trader import Trader
+
+log = structlog.get_logger(__name__)
+HealthProvider = Callable[[], Mapping[str, Any]]
 
 
 def parse_when(text: str | None) -> int | None:
@@ -58,18 +71,63 @@ def replay_feed(config: TitanConfig) -> FeedFactory:
     return make
 
 
-def _feed_and_clock(config: TitanConfig) -> tuple[FeedFactory, Clock]:
-    if config.mode == "live":
-        raise ConfigError("live trading is not available yet (it arrives with live ingestion)")
-    if config.feed.kind != "replay":
-        raise ConfigError(f"feed.kind = {config.feed.kind!r} is not available yet; use 'replay'")
-    return replay_feed(config), SimClock()
+def _feed_and_clock(config: TitanConfig) -> tuple[FeedFactory, Clock, HealthProvider | None]:
+    if config.feed.kind == "replay":
+        return replay_feed(config), SimClock(), None
+    clock = LiveClock()
+    try:
+        factory = build_live_feed(
+            config.feed.live,
+            config.feed.kind,
+            config.data.exchange,
+            config.data.symbols,
+            config.data.timeframe,
+            clock,
+            CandleStore(config.data.store),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return factory, clock, factory.health.snapshot
 
 
-def build_engine(config: TitanConfig) -> Engine:
-    """The engine for `config`: same object for backtest, paper and (later) live."""
+def _broker(config: TitanConfig, confirm_live: bool) -> Broker:
+    """Simulated fills unless mode = live, which needs the explicit confirmation as well."""
+    trading = config.trading
+    if config.mode != "live":
+        return SimBroker(fee_bps=trading.fee_bps, slippage_bps=trading.slippage_bps)
+    try:
+        require_live_confirmation(config.mode, confirm_live, os.environ)
+        credentials = load_api_credentials(os.environ, config.live.secrets_file)
+    except (LiveTradingRefused, CredentialsError) as exc:
+        raise ConfigError(str(exc)) from None
+    return make_live_broker(
+        config.live, config.data.symbols, credentials, max_order_notional=trading.max_order_notional
+    )
+
+
+def _reconcile_hook(parts: EngineParts, broker: CcxtBroker) -> StartHook:
+    """Live start-up: match the exchange's open orders and balances with the ledger."""
+
+    async def reconcile() -> None:
+        known = set(parts.ledger.frame("fills")["order_id"].to_list())
+        result = await reconcile_on_start(
+            broker,
+            parts.trader.portfolio,
+            known,
+            parts.config.live,
+            prices=dict(parts.trader.marks),
+            ts=parts.clock.now_ms(),
+        )
+        log.info("reconciled", result=str(result))
+
+    return reconcile
+
+
+def build_engine(config: TitanConfig, confirm_live: bool = False) -> Engine:
+    """The engine for `config`: the same object for backtest, paper and live."""
     torch.set_num_threads(config.runtime.threads)
-    feed, clock = _feed_and_clock(config)
+    feed, clock, health = _feed_and_clock(config)
+    broker = _broker(config, confirm_live)
     models = build_models(config.models)
     make_fusion = partial(
         TransformerFusion,
@@ -94,13 +152,11 @@ def build_engine(config: TitanConfig) -> Engine:
         make_fusion=make_fusion,
         buffers=FeatureBuffers(config.features),
         history=TrainingHistory(capacity, NUM_FEATURES),
-        trader=Trader(
-            config.trading,
-            SimBroker(fee_bps=config.trading.fee_bps, slippage_bps=config.trading.slippage_bps),
-            interval_ms=step,
-        ),
+        trader=Trader(config.trading, broker, interval_ms=step),
         ledger=Ledger(state_dir / "ledger.db"),
         checkpointer=Checkpointer(state_dir / "checkpoints", config.engine.keep_checkpoints),
+        feed_health=health,
     )
-    live_clock = isinstance(clock, LiveClock)
-    return Engine(parts, max_batch=1 if live_clock else config.engine.max_batch)
+    if isinstance(broker, CcxtBroker):
+        parts.on_start = _reconcile_hook(parts, broker)
+    return Engine(parts, max_batch=1 if isinstance(clock, LiveClock) else config.engine.max_batch)

@@ -14,10 +14,11 @@ use `max_batch = 1`, so every decision is made and traded at its own candle.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ class Engine:
         self._updates_left = 0
         self._pending: dict[str, deque[PendingEntry]] = defaultdict(deque)
         self._stop = False
+        self._stopped = asyncio.Event()
         self.last_ts: int | None = None
         self.summary = RunSummary()
         self.on_interval: Callable[[Interval], None] | None = None
@@ -76,6 +78,7 @@ class Engine:
     def request_stop(self, *_args: object) -> None:
         """Finish the current interval, checkpoint and return from `run` (SIGTERM/SIGINT)."""
         self._stop = True
+        self._stopped.set()
 
     def pause_trading(self) -> None:
         """Keep deciding and learning, place no orders (until `resume_trading`)."""
@@ -97,14 +100,15 @@ class Engine:
         self._checkpoint_requested = True
 
     def install_signal_handlers(self) -> None:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
 
     async def run(self) -> RunSummary:
         start_after = self.restore()
+        await self.trader.broker.start()
+        if self.parts.on_start is not None:
+            await self.parts.on_start()
         self.observers.emit("on_status", "online")
         log.info(
             "engine_started",
@@ -113,12 +117,44 @@ class Engine:
             resume_after=start_after,
             max_batch=self.max_batch,
         )
-        async for interval in self.parts.feed(start_after):
-            await self.process(interval)
-            if self._stop:
-                break
+        feed = self.parts.feed(start_after)
+        try:
+            async for interval in self._until_stopped(feed):
+                await self.process(interval)
+        finally:
+            await _close(feed)
         await self.finish(ended=not self._stop)
+        await self.trader.broker.close()
         return self.summary
+
+    async def _until_stopped(self, feed: AsyncIterable[Interval]) -> AsyncIterator[Interval]:
+        """The feed's intervals until a stop is requested. A replay is checked between
+        intervals; a live feed's wait for the next candle is interrupted at once."""
+        if isinstance(self.parts.clock, SimClock):
+            async for interval in feed:
+                yield interval
+                if self._stop:
+                    return
+            return
+        iterator = aiter(feed)
+        while not self._stop:
+            following = await self._next_or_stop(iterator)
+            if following is None:
+                return
+            yield following
+
+    async def _next_or_stop(self, iterator: AsyncIterator[Interval]) -> Interval | None:
+        following = asyncio.ensure_future(anext(iterator))
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        done, _ = await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if following not in done:
+            following.cancel()
+            return None
+        try:
+            return following.result()
+        except StopAsyncIteration:
+            return None
 
     async def finish(self, ended: bool) -> None:
         await self.flush()
@@ -260,7 +296,7 @@ class Engine:
         return grouped
 
     async def _act(self, job: DecisionJob, decisions: list[Decision], writes: Writes) -> None:
-        traded = False
+        traded = self._collect_fills(await self.trader.poll(), writes)  # live resting orders
         for decision, entry in zip(decisions, job.entries, strict=True):
             writes.predictions.append((self._prediction(decision, entry), entry))
             if self.trading_paused or not job.tradable:
@@ -268,6 +304,7 @@ class Engine:
             fills = await self.trader.on_forecast(
                 decision.symbol, decision.ts, decision.close, decision.prob_up, decision.confidence
             )
+            self._log_orders()
             traded |= self._collect_fills(fills, writes)
             log.debug(
                 "decision",
@@ -289,6 +326,8 @@ class Engine:
         for (_, entry), prediction_id in zip(writes.predictions, ids, strict=True):
             entry.id = prediction_id
         self.ledger.resolve_many([(r.entry.id, r.outcome, r.close) for r in writes.resolutions])
+        for r in writes.resolutions:
+            log.debug("outcome_resolved", symbol=r.entry.symbol, ts=r.entry.ts, outcome=r.outcome)
         self.ledger.add_fills(writes.fills)
         self.ledger.add_equity(writes.equity)
         self.ledger.set_progress(writes.progress)
@@ -329,6 +368,12 @@ class Engine:
             d.attention,
         )
 
+    def _log_orders(self) -> None:
+        report = self.trader.last_report
+        if report is not None:
+            for order in report.orders:
+                log.info("order", reasons=list(report.reasons), **order.to_dict())
+
     def _collect_fills(self, fills: Sequence[Fill], writes: Writes) -> bool:
         report = self.trader.last_report
         reason = ",".join(report.reasons) if report is not None and report.reasons else None
@@ -363,6 +408,8 @@ class Engine:
         writes.equity.append(self._equity_row(ts, prices, with_state=True))
         with self.ledger.transaction():
             self._write(writes)
+        self.observers.emit("on_fills", writes.fill_objects)
+        self.observers.emit("on_interval", ts, writes.equity[-1])
         log.info("flattened", fills=len(writes.fills))
 
     # ------------------------------------------------------------------ persistence
@@ -422,3 +469,10 @@ class Engine:
             pending=sum(len(q) for q in self._pending.values()),
         )
         return state.last_ts
+
+
+async def _close(feed: AsyncIterable[Interval]) -> None:
+    """Close a feed that holds resources (connections, buffered candles to persist)."""
+    aclose = getattr(feed, "aclose", None)
+    if aclose is not None:
+        await aclose()

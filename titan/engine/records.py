@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from titan.trading.trader import Trader
 from titan.trading.types import Fill
 
 FeedFactory = Callable[[int | None], AsyncIterable[Interval]]
+StartHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -76,6 +77,8 @@ class EngineParts:
     trader: Trader
     ledger: Ledger
     checkpointer: Checkpointer
+    on_start: StartHook | None = None  # after restore, before the first interval (live: reconcile)
+    feed_health: Callable[[], Mapping[str, Any]] | None = None
 
 
 @dataclass

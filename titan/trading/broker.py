@@ -29,3 +29,15 @@ class Broker(Protocol):
     async def cancel_all(self) -> int:
         """Cancel every open order; return how many were cancelled."""
         ...
+
+    async def start(self) -> None:
+        """Connect and check the markets before the first order (no-op when simulated)."""
+        ...
+
+    async def poll_fills(self) -> list[Fill]:
+        """Fills that arrived since the last call outside `submit` (resting orders)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -27,7 +27,7 @@ Resting orders are watched (bounded): `poll_fills()` returns their new fills; a 
 for a symbol first cancels that symbol's resting orders and returns their late fills ahead
 of its own. `cancel_all()` cancels every open order of the traded symbols, Titan's or not;
 the cancelled orders' late fills come with the next `poll_fills()` or `submit()`.
-Book fills from `poll_fills` with `live_orders.book_fills(trader, fills)`.
+Book fills from `poll_fills` with `Trader.poll()` (the engine does it every interval).
 
 Every error text is passed through `redact_error` (registered secrets, request signatures)
 before it is logged or raised.

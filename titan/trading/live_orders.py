@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,8 +14,6 @@ import structlog
 
 from titan.ops.logging import redact_text
 from titan.trading.broker import BrokerError
-from titan.trading.portfolio import RoundTrip
-from titan.trading.trader import Trader
 from titan.trading.types import Fill, Order, Side
 
 log = structlog.get_logger(__name__)
@@ -248,14 +246,3 @@ def order_fields(order: Order) -> dict[str, Any]:
         "quantity": order.quantity,
         "order_reason": order.reason,
     }
-
-
-def book_fills(trader: Trader, fills: Iterable[Fill]) -> list[RoundTrip]:
-    """Book fills that arrived outside `Trader.on_forecast` (from `CcxtBroker.poll_fills`) the
-    way the Trader books its own: into the portfolio, closed round trips into the limits."""
-    trips: list[RoundTrip] = []
-    for fill in fills:
-        for trip in trader.portfolio.apply(fill):
-            trader.risk.record_round_trip(fill.ts, trip.net_pnl)
-            trips.append(trip)
-    return trips

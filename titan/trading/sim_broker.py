@@ -46,7 +46,16 @@ class SimBroker:
         return self.execute(order)
 
     async def cancel_all(self) -> int:
-        return 0
+        return 0  # simulated orders never rest
+
+    async def start(self) -> None:
+        return None
+
+    async def poll_fills(self) -> list[Fill]:
+        return []  # every simulated fill is returned by `submit`
+
+    async def close(self) -> None:
+        return None
 
     def execute(self, order: Order) -> list[Fill]:
         """The synchronous core of `submit`."""

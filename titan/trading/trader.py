@@ -21,7 +21,7 @@ same fills.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,21 @@ class Trader:
         )
         return fills
 
+    async def poll(self) -> list[Fill]:
+        """Book the fills the broker received outside `submit` (live resting orders)."""
+        fills = await self.broker.poll_fills()
+        self.book(fills)
+        return fills
+
+    def book(self, fills: Iterable[Fill]) -> list[RoundTrip]:
+        """Book fills into the portfolio; closed round trips feed the risk limits."""
+        trips: list[RoundTrip] = []
+        for fill in fills:
+            for trip in self.portfolio.apply(fill):
+                self.risk.record_round_trip(fill.ts, trip.net_pnl)
+                trips.append(trip)
+        return trips
+
     async def flatten_all(self, prices: Mapping[str, float], ts: int) -> list[Fill]:
         """Close every position with market orders, bypassing risk limits (and kill switch).
 
@@ -162,11 +177,9 @@ class Trader:
         fills: list[Fill] = []
         trips: list[RoundTrip] = []
         for order in orders:
-            for fill in await self.broker.submit(order):
-                fills.append(fill)
-                for trip in self.portfolio.apply(fill):
-                    self.risk.record_round_trip(fill.ts, trip.net_pnl)
-                    trips.append(trip)
+            placed = await self.broker.submit(order)
+            fills += placed
+            trips += self.book(placed)
         return fills, tuple(trips)
 
     # -- reporting and persistence ---------------------------------------------------------

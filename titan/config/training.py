@@ -79,6 +79,15 @@ class NeuralConfig(Section):
     seed: int = 0
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
+    def architecture(self) -> dict[str, object]:
+        """The settings that shape the networks' weights (a checkpoint must match them)."""
+        shaping = ("lookback", "lstm_", "cnn_", "attention_", "positional", "ensemble_", "meta_")
+        return {
+            key: value
+            for key, value in self.model_dump(mode="json").items()
+            if key.startswith(shaping)
+        }
+
     @model_validator(mode="after")
     def _consistent(self) -> NeuralConfig:
         if len(self.cnn_filters) != len(self.cnn_kernels) or not self.cnn_filters:

@@ -149,7 +149,8 @@ class Engine:
         done, _ = await asyncio.wait({following, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if following not in done:
-            following.cancel()
+            following.cancel()  # and let the feed finish unwinding before it is closed
+            await asyncio.gather(following, return_exceptions=True)
             return None
         try:
             return following.result()

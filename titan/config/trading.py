@@ -28,6 +28,12 @@ class TradingConfig(Section):
     allow_short: bool = Field(False, description="false: long-only, a bearish edge means flat")
     max_position_notional: float = Field(5_000.0, gt=0.0, description="per symbol (quote)")
     max_order_notional: float = Field(2_500.0, gt=0.0, description="per order (quote)")
+    dust_notional: float = Field(
+        1.0,
+        ge=0.0,
+        description="orders worth less than this (quote) are never sent, not even to go flat: "
+        "an exchange's lot step and base-asset fees leave untradable dust",
+    )
     min_order_notional: float = Field(
         10.0, ge=0.0, description="smaller orders are skipped as dust, unless they go flat"
     )

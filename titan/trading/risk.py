@@ -14,7 +14,8 @@
 5. order limit       the order (target - position) clipped to max_order_notional / price.
 6. cash limit        a buy that ends long is limited to what cash pays for at the slipped
                      price plus fee (the part that buys back a short is never limited).
-7. dust              orders below min_order_notional are skipped, unless they go exactly flat.
+7. dust              orders below min_order_notional are skipped, unless they go exactly flat;
+                      below dust_notional they are skipped even then (untradable leftovers).
 
 "Reducing" means moving the position towards zero without crossing it. Every step that
 changes or blocks the order adds its `RiskReason` to the verdict. Time comes in as ms ints;
@@ -149,8 +150,11 @@ class RiskLimits:
             unit_cost = slipped * (1.0 + self.config.fee_bps * BPS)
             affordable = max(cash / unit_cost, -position, 0.0)
             order = _note(reasons, RiskReason.CASH_LIMIT, order, min(order, affordable))
+        notional = abs(order) * price
         flat = position + order == 0.0
-        if order != 0.0 and not flat and abs(order) * price < self.config.min_order_notional:
+        too_small = notional < self.config.min_order_notional
+        untradable = notional < self.config.dust_notional  # even going flat: leave the dust
+        if order != 0.0 and ((too_small and not flat) or untradable):
             order = _note(reasons, RiskReason.DUST, order, 0.0)
         return order
 

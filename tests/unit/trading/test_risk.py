@@ -15,6 +15,7 @@ LOOSE: dict[str, Any] = {
     "max_position_notional": 1e9,
     "max_order_notional": 1e9,
     "min_order_notional": 0.0,
+    "dust_notional": 0.0,
     "daily_loss_limit": 0.05,
     "fee_bps": 0.0,
     "slippage_bps": 0.0,
@@ -83,6 +84,13 @@ def test_dust_orders_are_skipped_but_going_flat_is_not() -> None:
     assert dust.quantity == 0.0 and dust.reasons == (RiskReason.DUST,)
     close = _check(limits, position=0.05, target=0.0)
     assert close.quantity == -0.05 and close.reasons == ()
+
+
+def test_untradable_dust_is_not_sent_even_to_go_flat() -> None:
+    """Lot steps and base-asset fees leave dust an exchange refuses to trade: leave it."""
+    limits = _limits(min_order_notional=10.0, dust_notional=1.0)
+    dust = _check(limits, position=0.005, target=0.0)  # worth 0.5 quote
+    assert dust.quantity == 0.0 and dust.reasons == (RiskReason.DUST,)
 
 
 def test_daily_loss_limit_allows_only_reducing_orders() -> None:

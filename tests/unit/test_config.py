@@ -100,3 +100,27 @@ def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
 def test_every_default_toml_key_is_known() -> None:
     """The embedded default spells out keys; each must exist in the typed config."""
     assert isinstance(load_config(DEFAULT_CONFIG_PATH, env={}), TitanConfig)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config/default.toml",
+        "config/backtest.toml",
+        "config/live.example.toml",
+        "systemd/titan.toml.example",
+    ],
+)
+def test_every_shipped_config_file_loads(name: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert isinstance(load_config(root / name, env={}), TitanConfig)
+
+
+def test_live_example_is_live_on_a_live_feed() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "config" / "live.example.toml", env={})
+    assert (config.mode, config.feed.kind, config.engine.checkpoint_every) == (
+        "live",
+        "websocket",
+        1,
+    )

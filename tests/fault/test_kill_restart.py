@@ -44,6 +44,14 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
                                 stdout=out, stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
 
+def wait_for_checkpoint(log: Path, seen: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.read_text().count("checkpoint_written") > seen:
+            return
+        time.sleep(0.05)
+
+
 def run_to_end(config: Path, log: Path) -> None:
     assert start(config, log).wait(timeout=300) == 0, log.read_text()[-3000:]
 
@@ -76,8 +84,12 @@ def test_kill_minus_nine_then_restart_loses_nothing_and_counts_nothing_twice(
     rng = random.Random(7)
     kills = 0
     for _ in range(4):
+        checkpoints = log.read_text().count("checkpoint_written") if log.exists() else 0
         process = start(config, log)
-        time.sleep(rng.uniform(3.0, 9.0))
+        # Kill at a random moment after the run has written a new checkpoint (so that the
+        # restart resumes from it) and before the next one: mid-interval, mid-write.
+        wait_for_checkpoint(log, checkpoints, process)
+        time.sleep(rng.uniform(0.0, 1.5))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait()

@@ -12,9 +12,7 @@ wins (the incoming one is counted as a duplicate, or a conflict when its values 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from titan.atomic import atomic_write
 from titan.data.candle import Candle
 from titan.data.timeframes import timeframe_ms
 
@@ -146,32 +145,11 @@ class CandleStore:
         return AppendResult(fresh.height, clashes.height, conflicts, total)
 
     def _write(self, series: SeriesId, frame: pl.DataFrame) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         target = self.path(series)
-        metadata = {
-            "titan": json.dumps(
-                {
-                    "exchange": series.exchange,
-                    "symbol": series.symbol,
-                    "timeframe": series.timeframe,
-                }
-            )
-        }
-        metadata.update(_source_metadata(target))
-        descriptor, tmp_name = tempfile.mkstemp(
-            dir=self.root, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                table = frame.to_arrow().replace_schema_metadata(metadata)
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-            _fsync_dir(self.root)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        meta = {"exchange": series.exchange, "symbol": series.symbol, "timeframe": series.timeframe}
+        metadata = {"titan": json.dumps(meta), **_source_metadata(target)}
+        table = frame.to_arrow().replace_schema_metadata(metadata)
+        atomic_write(target, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
     def list_series(self) -> list[SeriesId]:
         found = []
@@ -213,11 +191,3 @@ def _stored_symbol(path: Path) -> str | None:
         return None
     symbol = json.loads(raw).get("symbol")
     return str(symbol) if symbol else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -20,6 +20,8 @@ from typing import TypeVar
 
 import structlog
 
+from titan.atomic import fsync_dir, fsync_file
+
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 MANIFEST = "manifest.json"
@@ -46,7 +48,7 @@ class Checkpointer:
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self._prune()
         log.info("checkpoint_written", step=step, path=str(final))
         return final
@@ -93,13 +95,13 @@ def verify(path: Path) -> int:
 def _write_manifest(directory: Path, step: int) -> None:
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        _fsync_file(path)
+        fsync_file(path)
         files[str(path.relative_to(directory))] = _sha256(path)
     manifest = directory / MANIFEST
     manifest.write_text(json.dumps({"step": step, "files": files}, indent=1))
-    _fsync_file(manifest)
+    fsync_file(manifest)
     for sub in {p.parent for p in directory.rglob("*")} | {directory}:
-        _fsync_dir(sub)
+        fsync_dir(sub)
 
 
 def _sha256(path: Path) -> str:
@@ -108,16 +110,3 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 import torch
+
+from titan.atomic import atomic_write
 
 if TYPE_CHECKING:
     from titan.fusion.fusion import TransformerFusion
@@ -42,11 +42,11 @@ class CheckpointError(ValueError):
 def save(fusion: TransformerFusion, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE
-    _atomic_write(model_path, lambda handle: torch.save(_tensors(fusion), handle))
+    atomic_write(model_path, lambda handle: torch.save(_tensors(fusion), handle))
     state = _scalars(fusion)
     state["model_sha256"] = _sha256(model_path)
     text = json.dumps(state, indent=2, sort_keys=True, allow_nan=False)
-    _atomic_write(directory / STATE_FILE, lambda handle: handle.write(text.encode()))
+    atomic_write(directory / STATE_FILE, lambda handle: handle.write(text.encode()))
 
 
 def load(fusion: TransformerFusion, directory: Path) -> None:
@@ -153,15 +153,6 @@ def _check_compatible(fusion: TransformerFusion, state: dict[str, Any]) -> None:
     diff = {key: (theirs[key], mine[key]) for key in mine if theirs[key] != mine[key]}
     if diff:
         raise CheckpointError(f"checkpoint does not fit this fusion (saved, current): {diff}")
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _sha256(path: Path) -> str:

@@ -9,7 +9,6 @@ timestamps stop moving, so it turns stale.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from titan.atomic import atomic_write
 from titan.data.timeframes import timeframe_ms
 from titan.ops.stats import dumps
 
@@ -32,10 +32,8 @@ def default_max_age_s(timeframe: str) -> float:
 
 def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Write to a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dumps(document))
-    os.replace(tmp, path)
+    text = dumps(document).encode()
+    atomic_write(path, lambda handle: handle.write(text), durable=False)
 
 
 class HealthWriter:

@@ -172,14 +172,19 @@ class StandIns:
 
 @contextlib.asynccontextmanager
 async def stand_ins(
-    tmp_path: Path, rows: int = 400, start_index: int = 100, *, seed: int = 0
+    tmp_path: Path,
+    rows: int = 400,
+    start_index: int = 100,
+    *,
+    seed: int = 0,
+    balances: dict[str, float] | None = None,
 ) -> AsyncIterator[StandIns]:
     """Servers over `rows` recorded candles; the clock starts 30 s into candle `start_index`."""
     source = load_source(rows)
     series = {IDS[s]: FakeSeries.from_frame(frame, "1m") for s, frame in source.items()}
     start = int(source["BTC/USDT"]["timestamp"][start_index]) + 30_000
     clock = ManualClock(start)
-    with FakeExchange(series, now_ms=clock.now_ms) as rest:
+    with FakeExchange(series, now_ms=clock.now_ms, balances=balances) as rest:
         rest.state.timeout_s = 0.5
         async with FakeKlineServer(series, clock, seed=seed) as ws:
             yield StandIns(source, clock, rest, ws, CandleStore(tmp_path / "store"))

@@ -1,0 +1,83 @@
+"""The real engine in live mode on the stand-ins: real (fake-exchange) orders behind the
+guard, reconciliation on start, fills in the ledger, and the kill-switch file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_paper_engine_live import Watch, paper_config
+from tests.unit.feeds.rig import MINUTE, SYMBOLS, StandIns, stand_ins
+from titan.config import ConfigError, TitanConfig
+from titan.data.feeds import build_live_feed
+from titan.engine.compose import build_engine
+from titan.engine.engine import Engine
+
+pytestmark = pytest.mark.slow
+
+
+def live_config(rig: StandIns, state: Path) -> TitanConfig:
+    base = paper_config(rig, state)
+    live = base.live.model_copy(update={"api_url": rig.rest.url, "timeout_ms": 400})
+    trading = base.trading.model_copy(update={"min_edge": 0.005, "starting_cash": 10_000.0})
+    return base.model_copy(update={"mode": "live", "live": live, "trading": trading})
+
+
+def live_engine(rig: StandIns, state: Path) -> tuple[Engine, Watch]:
+    engine = build_engine(live_config(rig, state), confirm_live=True)
+    config = engine.config.feed.live
+    engine.parts.feed = build_live_feed(
+        config, "websocket", "binance", SYMBOLS, "1m", rig.clock, rig.store
+    )
+    watch = Watch(rig)
+    engine.observers.add(watch)
+    return engine, watch
+
+
+async def advance(rig: StandIns, watch: Watch, minutes: int) -> None:
+    for _ in range(minutes):
+        close = (rig.clock.now_ms() // MINUTE + 1) * MINUTE
+        await rig.ws.advance_to(close)
+        await watch.wait_for(close - MINUTE, 2.0)
+
+
+def orders_on_exchange(rig: StandIns) -> int:
+    return sum(1 for line in rig.rest.requests if line == "POST /api/v3/order")
+
+
+async def test_live_daemon_trades_on_the_exchange_until_the_kill_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    async with stand_ins(
+        tmp_path, rows=1800, start_index=700, seed=2, balances={"USDT": 10_000.0}
+    ) as rig:
+        monkeypatch.setenv("TITAN_API_KEY", rig.rest.keys.api_key)
+        monkeypatch.setenv("TITAN_API_SECRET", rig.rest.keys.api_secret)
+        engine, watch = live_engine(rig, state)
+        task = asyncio.create_task(engine.run())
+        assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
+        await advance(rig, watch, 600)
+        placed = orders_on_exchange(rig)
+        fills = engine.ledger.frame("fills").height
+        (state / "KILL").touch()
+        await advance(rig, watch, 5)
+        killed_at = orders_on_exchange(rig)
+        await advance(rig, watch, 200)
+        engine.request_stop()
+        await asyncio.wait_for(task, 30)
+        after_kill = orders_on_exchange(rig) - killed_at
+        exchange_trades = len(rig.rest.account.trades)
+
+    assert placed > 0 and fills > 0  # decisions became real orders, fills reached the ledger
+    assert engine.trader.killed and after_kill == 0  # the kill switch stopped trading
+    assert engine.ledger.frame("fills").height == exchange_trades  # ledger == exchange
+    assert "GET /api/v3/openOrders" in rig.rest.requests  # reconciled on start
+
+
+async def test_live_mode_needs_the_explicit_confirmation(tmp_path: Path) -> None:
+    async with stand_ins(tmp_path, seed=1) as rig:
+        with pytest.raises(ConfigError, match="confirm"):
+            build_engine(live_config(rig, tmp_path / "state"), confirm_live=False)

@@ -20,7 +20,7 @@ class EngineConfig(Section):
     context_features: tuple[str, ...] = Field(
         DEFAULT_CONTEXT, description="features of the decision candle given to the fusion"
     )
-    stats_every: int = Field(60, ge=1, description="intervals between stored fusion stats")
+    stats_every: int = Field(240, ge=1, description="intervals between stored fusion stats")
     log_every: int = Field(1, ge=1, description="log one `interval` event every N intervals")
     report: bool = Field(True, description="write a report when a replay ends")
     kill_file: str = Field("KILL", description="kill switch: this file in runtime.state_dir")

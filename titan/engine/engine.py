@@ -352,6 +352,15 @@ class Engine:
             [r.entry.inputs for r in learned if r.entry.inputs is not None],
             [r.outcome for r in learned],
         )
+        if learned:
+            fusion = self.ensemble.fusion
+            log.debug(
+                "fusion_update",
+                outcomes=len(learned),
+                samples_seen=fusion.samples_seen,
+                train_steps=fusion.trainer.steps,
+                active=fusion.is_active,
+            )
 
     def _prediction(self, decision: Decision, entry: PendingEntry) -> Prediction:
         d = decision
@@ -421,6 +430,12 @@ class Engine:
         with self.ledger.transaction():
             self.ledger.add_fusion_stats(ts, stats)
         self.observers.emit("on_stats", ts, stats)
+        log.info(
+            "fusion_stats",
+            ts=ts,
+            **{k: v for k, v in stats.items() if k != "attention"},
+            attention=stats["attention"],
+        )
 
     def checkpoint(self, ts: int) -> None:
         state = EngineState(

@@ -11,6 +11,7 @@ from titan.cli import backtest as _backtest  # noqa: E402,F401
 from titan.cli import features as _features  # noqa: E402,F401
 from titan.cli import ops as _ops  # noqa: E402,F401
 from titan.cli import run as _run  # noqa: E402,F401
+from titan.cli import train as _train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from titan.config.models import ModelsConfig
 from titan.config.ops import OpsConfig
 from titan.config.sections import DataConfig, FeedConfig, LoggingConfig, Mode, RuntimeConfig
 from titan.config.trading import TradingConfig
+from titan.config.training import TrainingConfig
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -41,6 +42,7 @@ __all__ = [
     "RuntimeConfig",
     "TitanConfig",
     "TradingConfig",
+    "TrainingConfig",
     "load_config",
 ]
 
@@ -64,6 +66,7 @@ class TitanConfig(Section):
     trading: TradingConfig = Field(default_factory=TradingConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @model_validator(mode="after")

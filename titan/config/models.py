@@ -15,7 +15,19 @@ from pydantic import Field, field_validator, model_validator
 
 from titan.config.base import Section
 
-ModelName = Literal["trend_vic", "oscillator", "volume_metrix", "ml_classifier"]
+ModelName = Literal[
+    "trend_vic",
+    "oscillator",
+    "volume_metrix",
+    "ml_classifier",
+    # neural models (architectures and recipe in `[training.neural]`; refit in the
+    # background in live runs, see `training.retrain`)
+    "lstm",
+    "cnn",
+    "attention",
+    "neural_ensemble",
+    "multiscale_cnn",
+]
 DEFAULT_MODELS: tuple[ModelName, ...] = (
     "trend_vic",
     "oscillator",

@@ -24,9 +24,10 @@ from titan.engine.feed import ReplayFeed
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import Ledger
 from titan.engine.records import EngineParts, FeedFactory, StartHook
+from titan.engine.retraining import NeuralRetraining
 from titan.features import NUM_FEATURES, FeatureBuffers
 from titan.fusion import TransformerFusion
-from titan.models.registry import build_models
+from titan.models.neural.registry import NEURAL_NAMES
 from titan.ops.secrets import CredentialsError, load_api_credentials
 from titan.trading.broker import Broker
 from titan.trading.guard import LiveTradingRefused, require_live_confirmation
@@ -35,6 +36,7 @@ from titan.trading.reconcile import reconcile_on_start
 from titan.trading.sim_broker import SimBroker
 from titan.trading.sizing import target_fraction
 from titan.trading.trader import Trader
+from titan.training.fitting import ModelSpec
 
 log = structlog.get_logger(__name__)
 HealthProvider = Callable[[], Mapping[str, Any]]
@@ -128,7 +130,8 @@ def build_engine(config: TitanConfig, confirm_live: bool = False) -> Engine:
     torch.set_num_threads(config.runtime.threads)
     feed, clock, health = _feed_and_clock(config)
     broker = _broker(config, confirm_live)
-    models = build_models(config.models)
+    spec = ModelSpec(config.training.neural, config.models)
+    models = [spec.build(name) for name in config.models.enabled]
     make_fusion = partial(
         TransformerFusion,
         config.fusion,
@@ -159,4 +162,7 @@ def build_engine(config: TitanConfig, confirm_live: bool = False) -> Engine:
     )
     if isinstance(broker, CcxtBroker):
         parts.on_start = _reconcile_hook(parts, broker)
+    if any(name in NEURAL_NAMES for name in config.models.enabled):
+        background = isinstance(clock, LiveClock)
+        parts.retraining = NeuralRetraining(config, models, step, background)
     return Engine(parts, max_batch=1 if isinstance(clock, LiveClock) else config.engine.max_batch)

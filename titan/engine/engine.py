@@ -125,6 +125,8 @@ class Engine:
             await _close(feed)
         await self.finish(ended=not self._stop)
         await self.trader.broker.close()
+        if self.parts.retraining is not None:
+            self.parts.retraining.close()
         return self.summary
 
     async def _until_stopped(self, feed: AsyncIterable[Interval]) -> AsyncIterator[Interval]:
@@ -182,6 +184,7 @@ class Engine:
         if isinstance(self.parts.clock, SimClock):
             self.parts.clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
+        await self._swap_retrained()
         if self._refit_due(interval.ts):
             await self._refit()
         self._queue_decision(interval.ts, prices, interval.tradable)
@@ -239,11 +242,24 @@ class Engine:
         first_fit = not self.models_fitted and self._due(ts, FIRST_FIT_CHECK)
         return first_fit and self.parts.history.rows >= self.config.models.min_train
 
+    async def _swap_retrained(self) -> None:
+        """Swap in neural models a background retrain has finished (live runs)."""
+        retraining = self.parts.retraining
+        result = retraining.poll() if retraining is not None else None
+        if retraining is not None and result is not None:
+            await self.flush()  # decisions so far used the old models
+            swapped = retraining.apply(result, self.parts.clock.now_ms())
+            log.info("neural_models_swapped", models=swapped)
+
     async def _refit(self) -> None:
         await self.flush()
-        used = self.ensemble.refit(self.parts.history, self.config.models.min_train)
+        retraining = self.parts.retraining
+        neural = retraining.names if retraining is not None else ()
+        used = self.ensemble.refit(self.parts.history, self.config.models.min_train, neural)
         self.models_fitted = self.models_fitted or all(used.values())
         log.info("models_refit", samples=used)
+        if retraining is not None and self.models_fitted:
+            retraining.start(self.parts.history, self.parts.clock.now_ms())
 
     def _queue_decision(self, ts: int, prices: dict[str, float], tradable: bool) -> None:
         lookback = self.ensemble.lookback
@@ -456,6 +472,8 @@ class Engine:
         loaded = self.parts.checkpointer.load(state_reader(self.parts.make_fusion))
         if loaded is None:
             self.ledger.rollback_after(None, 0)
+            if self.parts.retraining is not None:
+                self.parts.retraining.load_registered()
             self._updates_left = self.ensemble.fusion.updates_until_change()
             return None
         state = loaded[1]

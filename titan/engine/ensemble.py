@@ -8,7 +8,7 @@ on the resolved past held in a `TrainingHistory`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +136,15 @@ class Ensemble:
         context = np.array([i.context for i in inputs], dtype=np.float64).reshape(len(inputs), -1)
         self.fusion.update_batch(prob, confidence, directions, None, context)
 
-    def refit(self, history: TrainingHistory, min_train: int) -> dict[str, int]:
-        """Fit every base model on the resolved past (once it holds `min_train` labelled
-        samples); returns the samples each model was fitted on (0 = not refitted)."""
+    def refit(
+        self, history: TrainingHistory, min_train: int, skip: Collection[str] = ()
+    ) -> dict[str, int]:
+        """Fit every base model but `skip` on the resolved past (once it holds `min_train`
+        labelled samples); returns the samples each model was fitted on (0 = not yet)."""
         used = {}
         for model, columns in zip(self.models, self._columns, strict=True):
+            if model.name in skip:
+                continue
             windows, labels = history.training_set(columns, model.input_spec.lookback, self.horizon)
             count = int(np.isfinite(labels).sum())
             used[model.name] = count if count >= min_train else 0

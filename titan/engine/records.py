@@ -15,6 +15,7 @@ from titan.engine.ensemble import Ensemble, Inputs
 from titan.engine.feed import Interval
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import EquityRow, Ledger, Outcome, Prediction
+from titan.engine.retraining import NeuralRetraining
 from titan.features import FeatureBuffers
 from titan.fusion import TransformerFusion
 from titan.trading.trader import Trader
@@ -79,6 +80,7 @@ class EngineParts:
     checkpointer: Checkpointer
     on_start: StartHook | None = None  # after restore, before the first interval (live: reconcile)
     feed_health: Callable[[], Mapping[str, Any]] | None = None
+    retraining: NeuralRetraining | None = None  # neural models (minutes to fit)
 
 
 @dataclass

@@ -15,7 +15,11 @@ from titan.models.rules import Oscillator, TrendVIC, VolumeMetrix
 
 
 def test_every_config_model_name_has_a_factory_in_default_order() -> None:
-    assert MODEL_NAMES == get_args(ModelName) == DEFAULT_MODELS
+    """Classic models come from this registry, neural ones from `titan.models.neural`."""
+    from titan.models.neural.registry import NEURAL_NAMES
+
+    assert MODEL_NAMES == DEFAULT_MODELS
+    assert set(get_args(ModelName)) == set(MODEL_NAMES) | set(NEURAL_NAMES)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +71,7 @@ def test_purge_gap_is_horizon_plus_lookback_plus_extra() -> None:
     "data",
     [
         {"enabled": ["trend_vic", "trend_vic"]},
-        {"enabled": ["lstm"]},
+        {"enabled": ["gpt"]},
         {"horizon": 0},
         {"min_train": 20_000},
         {"lightgbm": {"num_leaves": 1}},

@@ -26,6 +26,7 @@ from benchmarks.report import machine_line, write_section
 from titan.config.fusion import FusionConfig
 from titan.fusion import TransformerFusion
 from titan.fusion.fusion import _pad
+from titan.fusion.inputs import prior_logits
 from titan.models.base import ModelOutput
 
 N_MODELS = 4
@@ -169,7 +170,13 @@ def forward_breakdown(quick: bool) -> list[tuple[str, float]]:
     z, present = fusion.scaler.token_arrays(tokens)
     cz = fusion.scaler.context_array(context)
     assert cz is not None
-    tensors = (torch.from_numpy(z), torch.from_numpy(present), torch.from_numpy(cz))
+    raw = torch.from_numpy(tokens)
+    tensors = (
+        torch.from_numpy(z),
+        torch.from_numpy(present),
+        prior_logits(raw),
+        torch.from_numpy(cz),
+    )
 
     def network() -> None:
         with torch.inference_mode():

@@ -79,10 +79,66 @@ def run(engine: Engine, on_interval: Callable[[Any], None] | None = None) -> flo
     return time.perf_counter() - started
 
 
-def throughput(state: Path) -> dict[str, float]:
+# Engine methods timed in the throughput run: (label, method, is a coroutine). The first
+# five run in `process`; the rest inside `flush` (the batched barrier).
+STAGES = (
+    ("features and training history (`_ingest`)", "_ingest", False),
+    ("walk-forward refits of the base models (`_refit`)", "_refit", True),
+    ("queueing decisions: windows, pending entries", "_queue_decision", False),
+    ("checkpoints", "checkpoint", False),
+    ("stored fusion statistics", "_store_stats", False),
+    ("base-model inference (`Ensemble.infer`, batched)", "infer", False),
+    ("fusion forward (batched)", "forward_batch", False),
+    ("trading: sizing, risk, fills, equity rows (`_act`)", "_act", True),
+    ("ledger writes (`_write`)", "_write", False),
+    ("fusion learning: buffer, training steps, validation (`_learn`)", "_learn", False),
+)
+
+
+class StageTimer:
+    """Wall time spent in named engine methods, by wrapping them on their instances."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys((label for label, _, _ in STAGES), 0.0)
+
+    def attach(self, engine: Engine) -> None:
+        owners: dict[str, object] = {
+            "infer": engine.ensemble,
+            "forward_batch": engine.ensemble.fusion,
+        }
+        for label, name, is_async in STAGES:
+            owner = owners.get(name, engine)
+            method = getattr(owner, name)
+            wrapped = self._async(label, method) if is_async else self._sync(label, method)
+            setattr(owner, name, wrapped)
+
+    def _sync(self, label: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - started
+
+        return timed
+
+    def _async(self, label: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - started
+
+        return timed
+
+
+def throughput(state: Path, stages: StageTimer | None = None, **overrides: str) -> dict[str, Any]:
     replay = {"data.store": str(SHARED), "data.exchange": "binance", "data.symbols": '["BTC/USDT"]'}
-    settings = config(state, BACKTEST_CONFIG, **replay)
+    settings = config(state, BACKTEST_CONFIG, **replay, **overrides)
     engine = build_engine(settings)
+    if stages is not None:
+        stages.attach(engine)
     samples: list[float] = []
 
     def sample(_interval: Any) -> None:
@@ -159,6 +215,13 @@ def latency(
     }
 
 
+# The same replay with other fusion settings (same data, same engine), for scale.
+VARIANTS = (
+    ("fusion trains one mini-batch per 128 outcomes", {"fusion.train_every": "128"}),
+    ("fusion disabled (simple average, no training)", {"fusion.enabled": "false"}),
+)
+
+
 def main() -> None:
     import torch
 
@@ -170,10 +233,15 @@ def main() -> None:
         symbols = twenty_symbol_store(store)
         one = latency(scratch / "lat1", store, symbols[:1], warm=3000, measured=3000)
         twenty = latency(scratch / "lat20", store, symbols, warm=3000, measured=1500)
-        replay = throughput(scratch / "replay")
+        stages = StageTimer()
+        replay = throughput(scratch / "replay", stages)
+        variants = [
+            (label, throughput(scratch / f"variant{i}", None, **overrides)["per_s"])
+            for i, (label, overrides) in enumerate(VARIANTS)
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    body = render(one, twenty, replay)
+    body = render(one, twenty, replay, stages, variants)
     print(body)
     write_section("engine", body)
 
@@ -182,33 +250,53 @@ def _ms(stats: dict[str, float]) -> str:
     return f"{stats['p50']:.2f} / {stats['p99']:.2f} / {stats['max']:.1f} ms"
 
 
-def render(one: dict[str, float], twenty: dict[str, float], replay: dict[str, float]) -> str:
+def render(
+    one: dict[str, float],
+    twenty: dict[str, float],
+    replay: dict[str, Any],
+    stages: StageTimer,
+    variants: list[tuple[str, float]],
+) -> str:
     rate, seconds, n = replay["per_s"], replay["seconds"], replay["intervals"]
     rss = f"{replay['rss_first']:.0f} / {replay['rss_last']:.0f} / {replay['rss_peak']:.0f} MB"
     command = "`.venv/bin/python -m benchmarks.bench_engine`"
-    return "\n".join(
-        [
-            "## Engine",
-            "",
-            f"{command}: one thread; latency with the default config, throughput with "
-            f"`config/backtest.toml`. {machine_line()}",
-            "",
-            "| measurement | result | target |",
-            "|---|---:|---:|",
-            f"| decision latency, 1 symbol, p50 / p99 / max | {_ms(one)} | |",
-            f"| decision latency, 20 symbols, p50 / p99 / max | {_ms(twenty)} | p99 <= 10 ms |",
-            f"| replay throughput, BTC 1m, {n:.0f} candles | {rate:,.0f} candles/s "
-            f"({seconds:.1f} s) | >= 13,000 |",
-            f"| RSS after 5k candles / at the end / peak | {rss} | flat, < 1 GB |",
-            "",
-            "Latency is measured live-like (`max_batch = 1`) from handing a closed interval to "
-            "the engine (features, inference, trading) to its decisions, fills and outcomes "
-            "committed to the ledger, after 3000 warm-up intervals (every model fitted). The "
-            "fusion trains on the outcomes after that commit, before the next interval; weekly "
-            "walk-forward refits are excluded; the max includes a checkpoint write. The 20 "
-            "symbols are the 16 Binance USDT-M 1m series of ../shared/data plus 4 renamed copies.",
-        ]
+    lines = [
+        "## Engine",
+        "",
+        f"{command}: one thread; latency with the default config, throughput with "
+        f"`config/backtest.toml`. {machine_line()}",
+        "",
+        "| measurement | result | target |",
+        "|---|---:|---:|",
+        f"| decision latency, 1 symbol, p50 / p99 / max | {_ms(one)} | |",
+        f"| decision latency, 20 symbols, p50 / p99 / max | {_ms(twenty)} | p99 <= 10 ms |",
+        f"| replay throughput, BTC 1m, {n:.0f} candles | {rate:,.0f} candles/s "
+        f"({seconds:.1f} s) | >= 13,000 |",
+        f"| RSS after 5k candles / at the end / peak | {rss} | flat, < 1 GB |",
+        "",
+        "Latency is measured live-like (`max_batch = 1`) from handing a closed interval to "
+        "the engine (features, inference, trading) to its decisions, fills and outcomes "
+        "committed to the ledger, after 3000 warm-up intervals (every model fitted). The "
+        "fusion trains on the outcomes after that commit, before the next interval; weekly "
+        "walk-forward refits are excluded; the max includes a checkpoint write. The 20 "
+        "symbols are the 16 Binance USDT-M 1m series of ../shared/data plus 4 renamed copies.",
+        "",
+        f"Where the replay's time goes ({seconds:.1f} s in all; the timers add a little):",
+        "",
+        "| stage | µs/candle | share |",
+        "|---|---:|---:|",
+    ]
+    for label, spent in stages.seconds.items():
+        lines.append(f"| {label} | {spent / n * 1e6:.1f} | {spent / seconds:.0%} |")
+    rest = seconds - sum(stages.seconds.values())
+    lines.append(
+        f"| the rest: feed, outcome resolution, barriers | {rest / n * 1e6:.1f} "
+        f"| {rest / seconds:.0%} |"
     )
+    lines += ["", "The same replay with other fusion settings:", ""]
+    lines += ["| setting | candles/s |", "|---|---:|"]
+    lines += [f"| {label} | {per_s:,.0f} |" for label, per_s in variants]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def stats_command(
         _health_path(settings),
         settings.trading.starting_cash,
         settings.models.enabled,
+        settings.training.registry.dir,
     )
     if as_json:
         console.print_json(json.dumps(data, default=str))
@@ -79,6 +80,10 @@ def _print_stats(data: Mapping[str, Any], settings: TitanConfig) -> None:
     _print_fusion(ledger["fusion"])
     models = health.get("models") or list(settings.models.enabled)
     console.print(f"models: {', '.join(models)}")
+    if data["model_versions"]:
+        console.print(_registry_table(data["model_registry"], data["model_versions"]))
+    else:
+        console.print(f"model registry: no versions in {data['model_registry']}")
     console.print(_checkpoints_table(data["checkpoints"]))
     for title in ("feed", "mqtt"):
         if health.get(title):
@@ -138,6 +143,21 @@ def _mapping_table(
         value = values.get(key)
         table.add_row(
             key, json.dumps(value, default=str) if isinstance(value, dict) else _num(value, 6)
+        )
+    return table
+
+
+def _registry_table(root: str, versions: Mapping[str, Mapping[str, Any]]) -> Table:
+    table = Table("model", "version", "trained (UTC)", "code", "parameters", "stored",
+                  title=f"model registry {root} (newest version per model)")  # fmt: skip
+    for name, row in versions.items():
+        table.add_row(
+            name,
+            _num(row.get("version")),
+            _when(row.get("created_ms")),
+            str(row.get("code_version") or "-"),
+            _num(row.get("parameters")),
+            str(row.get("stored_versions", 0)),
         )
     return table
 

@@ -2,8 +2,9 @@
 
 JSON lines when the stream is not a terminal (journald, files, pipes), readable console
 output on a terminal. Events carry fields, never formatted strings. Every event passes
-through `redact_secrets`, so registered secret values and secret-looking keys never
-reach a log line.
+through `redact_secrets`, the last step before rendering (after the traceback and stack
+text are formatted), so registered secret values and secret-looking keys never reach a
+log line: not in nested fields, exception objects or tracebacks either.
 
 Log streams for a long-running daemon:
 - an optional copy in a file, rotated by size (`<file>.1` ... `<file>.<backups>`);
@@ -11,8 +12,10 @@ Log streams for a long-running daemon:
   warnings and errors are never sampled), so a 100-symbol 1m daemon does not flood
   the journal;
 - the level can change at runtime (`set_log_level`, e.g. from an MQTT command);
-- event listeners (`add_event_listener`) see every event that passes the level, before
-  sampling: the Prometheus metrics count rejects and reconnects this way.
+- event listeners (`add_event_listener`) see every event, whatever the level and before
+  sampling: the Prometheus metrics count rejects and reconnects this way. While a
+  listener is registered the level is applied by a processor after the listeners;
+  without one the bound logger drops low events before any processing (cheapest).
 """
 
 from __future__ import annotations
@@ -22,18 +25,33 @@ import logging
 import math
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import structlog
 
-_SECRET_KEY_PARTS = ("secret", "password", "passwd", "api_key", "apikey", "token", "private_key")
+_SECRET_KEY_PARTS = (
+    "secret", "password", "passwd", "passphrase", "api_key", "apikey", "token",
+    "private_key", "authorization", "credential", "cookie",
+)  # fmt: skip
 _REDACTED = "***"
+_MAX_DEPTH = 8
 _secret_values: set[str] = set()
 _UNSAMPLED = frozenset({"warning", "error", "critical", "exception"})
+_METHOD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+                  "error": logging.ERROR, "critical": logging.CRITICAL}  # fmt: skip
 EventListener = Callable[[Mapping[str, Any]], None]
 _listeners: list[EventListener] = []
-_state: dict[str, str] = {"level": "info"}
+
+
+@dataclass
+class _Level:
+    name: str = "info"
+    number: int = logging.INFO
+
+
+_level = _Level()
 
 
 def register_secret(value: str | None) -> None:
@@ -50,15 +68,55 @@ def redact_text(text: str) -> str:
     return text
 
 
+def is_secret_key(key: object) -> bool:
+    """True for field names that look like they hold a secret (`X-Api-Key`, `passphrase`)."""
+    name = str(key).lower().replace("-", "_")
+    return any(part in name for part in _SECRET_KEY_PARTS)
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """`value` with secrets masked: in strings, containers (recursively) and objects."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth < _MAX_DEPTH and isinstance(value, Mapping):
+        return {
+            redact_value(k, depth + 1): _redact_field(k, v, depth + 1) for k, v in value.items()
+        }
+    if depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        items = [redact_value(item, depth + 1) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    return _redact_object(value)
+
+
+def _redact_field(key: object, value: Any, depth: int) -> Any:
+    return _REDACTED if is_secret_key(key) else redact_value(value, depth)
+
+
+def _redact_object(value: Any) -> Any:
+    """An exception or other object as redacted text when its str or repr shows a secret."""
+    if not _secret_values:
+        return value
+    try:
+        text = f"{type(value).__name__}: {value}" if isinstance(value, BaseException) else None
+        shown = repr(value)  # what the renderers print for an object
+        leaks = _shows_secret(shown) or _shows_secret(str(value))
+    except Exception:  # a broken __repr__/__str__ must not break logging
+        return f"<unprintable {type(value).__name__}>"
+    return redact_text(text or shown) if leaks else value
+
+
+def _shows_secret(text: str) -> bool:
+    return any(secret in text for secret in _secret_values)
+
+
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-looking keys and registered secret values."""
+    """structlog processor (the last before the renderer): mask secret keys and values."""
     for key, value in list(event_dict.items()):
-        if any(part in key.lower() for part in _SECRET_KEY_PARTS):
-            event_dict[key] = _REDACTED
-        elif isinstance(value, str):
-            event_dict[key] = redact_text(value)
+        event_dict[key] = _redact_field(key, value, 0)
     return event_dict
 
 
@@ -88,14 +146,16 @@ def strict_json(value: Any, **kwargs: Any) -> str:
 
 
 def add_event_listener(listener: EventListener) -> None:
-    """Call `listener(event_dict)` for every event that passes the level filter."""
+    """Call `listener(event_dict)` for every event, whatever the log level (see above)."""
     if listener not in _listeners:
         _listeners.append(listener)
+    _refilter()
 
 
 def remove_event_listener(listener: EventListener) -> None:
     if listener in _listeners:
         _listeners.remove(listener)
+    _refilter()
 
 
 def install_listener_processor() -> None:
@@ -219,15 +279,38 @@ def _level_number(level: str) -> int:
     return number
 
 
+def _filter_level(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: drop events below the current level (after the listeners)."""
+    if _METHOD_LEVELS.get(method, logging.CRITICAL) < _level.number:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _owns_pipeline() -> bool:
+    return _filter_level in structlog.get_config()["processors"]
+
+
+def _apply_level() -> None:
+    """Filter in the bound logger (cheapest) unless listeners need every event first."""
+    floor = logging.NOTSET if _listeners and _owns_pipeline() else _level.number
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(floor))
+
+
+def _refilter() -> None:
+    if _owns_pipeline():
+        _apply_level()
+
+
 def set_log_level(level: str) -> None:
     """Change the level of every logger at runtime (module-level loggers included)."""
-    number = _level_number(level)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(number))
-    _state["level"] = level.lower()
+    _level.number, _level.name = _level_number(level), level.lower()
+    _apply_level()
 
 
 def current_log_level() -> str:
-    return _state["level"]
+    return _level.name
 
 
 def configure_logging(
@@ -254,10 +337,12 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             _notify_listeners,
+            _filter_level,
             EventSampler(sample or {}),
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
+            structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            redact_secrets,  # last: sees the traceback and stack text too
             renderer,
         ],
         logger_factory=structlog.WriteLoggerFactory(file=_Tee(stream, log_file)),  # type: ignore[arg-type]

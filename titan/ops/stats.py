@@ -4,7 +4,8 @@
 engine's task). `snapshot()` turns them into the JSON document the runtime writes to the
 health file, publishes on MQTT `stats` and serves on `/health`. `persisted_stats` reads
 what a daemon (running or not) left in `runtime.state_dir`: the ledger, the newest
-checkpoints and the health file. The MQTT payloads of decisions and fills are built here
+checkpoints, the newest version of each model in the model registry and the health
+file. The MQTT payloads of decisions and fills are built here
 too, so every outside view of a decision has one shape.
 """
 
@@ -26,6 +27,7 @@ from titan.engine.feed import Interval
 from titan.engine.ledger import EquityRow, Ledger
 from titan.ops.logging import strict_json
 from titan.trading.types import Fill
+from titan.training.registry import ModelRegistry
 
 log = structlog.get_logger(__name__)
 SNAPSHOT_VERSION = 1
@@ -238,15 +240,26 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def persisted_stats(
-    state_dir: Path, health_file: Path, starting_cash: float, model_names: Sequence[str] = ()
+    state_dir: Path,
+    health_file: Path,
+    starting_cash: float,
+    model_names: Sequence[str] = (),
+    registry_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Everything `titan stats` shows, read from a state directory (the daemon may run)."""
+    """Everything `titan stats` shows, read from a state directory (the daemon may run).
+
+    `registry_dir` is the model registry (`training.registry.dir`); when it does not
+    exist, `<state_dir>/models` is read.
+    """
     health = read_json(health_file)
     names = (health or {}).get("models") or model_names
+    registry = registry_root(state_dir, registry_dir)
     return {
         "state_dir": str(state_dir),
         "ledger": ledger_stats(state_dir / "ledger.db", starting_cash, names),
         "checkpoints": checkpoint_versions(state_dir / "checkpoints"),
+        "model_registry": str(registry),
+        "model_versions": model_versions(registry),
         "health": health,
     }
 
@@ -375,3 +388,35 @@ def _checkpoint_info(path: Path) -> dict[str, Any]:
         "fusion_sha256": digest[:12] if isinstance(digest, str) else None,
         "fusion_samples_seen": fusion.get("samples_seen"),
     }
+
+
+def model_versions(root: Path) -> dict[str, dict[str, Any]]:
+    """Per registered model: its newest version that verifies, when it was trained, by which
+    code, and how many versions are stored. Empty when there is no registry."""
+    if not root.is_dir():
+        return {}
+    registry = ModelRegistry(root)
+    found = {}
+    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+        stored = registry.versions(path.name)
+        if stored:
+            found[path.name] = _model_version(registry.latest_meta(path.name), len(stored))
+    return found
+
+
+def _model_version(meta: Mapping[str, Any] | None, stored: int) -> dict[str, Any]:
+    meta = meta or {}  # None: no stored version verifies
+    return {
+        "version": meta.get("version"),
+        "created_ms": meta.get("created_ms"),
+        "code_version": meta.get("code_version"),
+        "parameters": meta.get("parameters"),
+        "stored_versions": stored,
+    }
+
+
+def registry_root(state_dir: Path, configured: Path | None) -> Path:
+    """The model registry `titan stats` reads: the configured one, else `<state_dir>/models`."""
+    if configured is not None and Path(configured).is_dir():
+        return Path(configured)
+    return state_dir / "models"

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from titan.data.candle import Candle
 from titan.engine.ensemble import Decision, Inputs
 from titan.engine.feed import Interval
 from titan.engine.ledger import EquityRow
+from titan.ops.logging import (
+    add_event_listener,
+    configure_logging,
+    remove_event_listener,
+    set_log_level,
+)
 from titan.ops.metrics import Metrics, bound_port, json_route, metrics_route, serve_http
 from titan.trading.types import Fill
+
+log = structlog.get_logger("titan.test.metrics")
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -118,3 +129,29 @@ async def test_http_endpoint_serves_metrics_health_and_errors() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_log_event_counts_do_not_depend_on_the_log_level_or_sampling() -> None:
+    stream = io.StringIO()
+    configure_logging("info", "json", stream, sample={"candle_rejected": 0})
+    metrics = Metrics()
+    add_event_listener(metrics.on_log_event)
+    try:
+        set_log_level("error")  # e.g. the MQTT `log_level` command
+        log.warning("candle_rejected", reason="not_finite")
+        log.info("feed_reconnecting", attempt=1)
+        log.warning("mqtt_reconnecting", error="refused")
+        log.debug("candle_rejected", reason="not_closed")
+        log.error("order_failed")
+    finally:
+        remove_event_listener(metrics.on_log_event)
+    s = samples(metrics)
+    assert s[("titan_candles_rejected_total", (("reason", "not_finite"),))] == 1
+    assert s[("titan_candles_rejected_total", (("reason", "not_closed"),))] == 1
+    assert s[("titan_reconnects_total", (("component", "feed"),))] == 1
+    assert s[("titan_reconnects_total", (("component", "mqtt"),))] == 1
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == [
+        "order_failed"  # the output still follows the level
+    ]
+    log.debug("candle_rejected", reason="after_removal")  # no listener: cheap path again
+    assert ("titan_candles_rejected_total", (("reason", "after_removal"),)) not in samples(metrics)

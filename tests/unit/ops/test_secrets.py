@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import structlog
 
-from titan.ops.logging import configure_logging, redact_text
+from titan.ops.logging import configure_logging, redact_text, register_secret
 from titan.ops.secrets import Credentials, CredentialsError, load_api_credentials
 
 KEY = "unit-test-api-key-6d1f0c"
@@ -94,3 +95,77 @@ def test_loaded_secrets_are_redacted_from_every_later_log_event() -> None:
     assert KEY not in text and SECRET not in text
     assert json.loads(text.splitlines()[1])["note"] == "secret is ***"
     assert redact_text(f"{KEY}:{SECRET}") == "***:***"
+
+
+class _Holder:
+    """An object whose str and repr show what it holds (like a careless client object)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Holder({self.value})"
+
+
+def _logged(emit: Callable[[structlog.typing.FilteringBoundLogger], None]) -> str:
+    """What `emit` writes through the real configured pipeline (JSON lines)."""
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream=stream)
+    register_secret(SECRET)
+    emit(structlog.get_logger("test"))
+    return stream.getvalue()
+
+
+def test_secrets_in_tracebacks_are_redacted() -> None:
+    def emit(log: structlog.typing.FilteringBoundLogger) -> None:
+        try:
+            raise ValueError(f"rejected signature {SECRET}")
+        except ValueError as exc:
+            log.exception("order_failed")
+            log.error("order_failed_again", exc_info=exc)
+
+    text = _logged(emit)
+    events = [json.loads(line) for line in text.splitlines()]
+    assert len(events) == 2 and all("Traceback" in e["exception"] for e in events)
+    assert SECRET not in text and "rejected signature ***" in text
+
+
+def test_secrets_in_nested_fields_are_redacted() -> None:
+    def emit(log: structlog.typing.FilteringBoundLogger) -> None:
+        log.info(
+            "request",
+            call={"headers": {"X-Sig": f"v1 {SECRET}"}, "args": [SECRET, (1, f"?s={SECRET}")]},
+            batch=[{"note": {"deep": [SECRET]}}],
+        )
+
+    text = _logged(emit)
+    event = json.loads(text)
+    assert SECRET not in text
+    assert event["call"]["args"] == ["***", [1, "?s=***"]]
+    assert event["call"]["headers"] == {"X-Sig": "v1 ***"}
+
+
+def test_secrets_in_exception_and_object_fields_are_redacted() -> None:
+    def emit(log: structlog.typing.FilteringBoundLogger) -> None:
+        log.warning("fetch_failed", error=ValueError(f"bad key {SECRET}"), client=_Holder(SECRET))
+        log.warning("nested_failure", errors=[RuntimeError(SECRET)])
+
+    text = _logged(emit)
+    first = json.loads(text.splitlines()[0])
+    assert SECRET not in text
+    assert first["error"] == "ValueError: bad key ***" and first["client"] == "Holder(***)"
+
+
+@pytest.mark.parametrize(
+    "key", ["passphrase", "authorization", "token", "password", "X-Api-Key", "session_cookie"]
+)
+def test_secret_looking_keys_are_masked_at_any_depth(key: str) -> None:
+    value = "unregistered-value-5e2a"
+
+    def emit(log: structlog.typing.FilteringBoundLogger) -> None:
+        log.info("headers", **{key: value}, nested={"inner": [{key: value}]})
+
+    text = _logged(emit)
+    event = json.loads(text)
+    assert value not in text
+    assert event[key] == "***" and event["nested"] == {"inner": [{key: "***"}]}

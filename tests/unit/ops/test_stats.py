@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+import torch
+from typer.testing import CliRunner
+
+from titan.cli.common import app
 from titan.data.candle import Candle
 from titan.engine.ensemble import Decision, Inputs
 from titan.engine.feed import Interval
@@ -15,9 +21,11 @@ from titan.ops.stats import (
     checkpoint_versions,
     dumps,
     ledger_stats,
+    model_versions,
     persisted_stats,
 )
 from titan.trading.types import Fill
+from titan.training.registry import ModelRegistry
 
 MIN = 60_000
 
@@ -113,3 +121,58 @@ def test_checkpoint_versions_newest_first_with_fusion_identity(tmp_path: Path) -
     found = checkpoint_versions(tmp_path)
     assert [c["step"] for c in found] == [7, 5]
     assert found[0]["fusion_sha256"] == "7" * 12 and found[0]["fusion_samples_seen"] == 70
+
+
+class TinyModel:
+    """Just enough of a base model for the registry: a name and a state dict."""
+
+    def __init__(self, name: str, weight: float) -> None:
+        self.name, self.weight = name, torch.tensor([weight, weight, weight])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"w": self.weight}
+
+    def parameter_count(self) -> int:
+        return 3
+
+
+def fill_registry(root: Path) -> None:
+    registry = ModelRegistry(root)
+    for version in (1, 2, 3):
+        registry.save(TinyModel("cnn", version), {}, created_ms=version * MIN)  # type: ignore[arg-type]
+    registry.save(TinyModel("lstm", 0.0), {}, created_ms=MIN)  # type: ignore[arg-type]
+    (root / "cnn" / "ckpt-000000000003" / "state.pt").write_bytes(b"torn")  # newest corrupt
+
+
+def test_model_versions_show_the_newest_valid_registered_version(tmp_path: Path) -> None:
+    fill_registry(tmp_path / "models")
+    found = model_versions(tmp_path / "models")
+    assert list(found) == ["cnn", "lstm"]
+    assert found["cnn"]["version"] == 2 and found["cnn"]["created_ms"] == 2 * MIN
+    assert (found["cnn"]["stored_versions"], found["cnn"]["parameters"]) == (3, 3)
+    assert found["lstm"]["version"] == 1 and found["lstm"]["code_version"]
+    assert model_versions(tmp_path / "absent") == {}
+
+
+def test_persisted_stats_read_the_configured_registry_else_the_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fill_registry(tmp_path / "configured")
+    fill_registry(state / "models")
+    shutil.rmtree(state / "models" / "lstm")
+    configured = persisted_stats(state, state / "health.json", 1.0, (), tmp_path / "configured")
+    assert configured["model_registry"] == str(tmp_path / "configured")
+    assert list(configured["model_versions"]) == ["cnn", "lstm"]
+    fallback = persisted_stats(state, state / "health.json", 1.0, (), tmp_path / "missing")
+    assert list(fallback["model_versions"]) == ["cnn"]
+
+
+def test_titan_stats_prints_the_registered_model_versions(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    fill_ledger(state / "ledger.db")
+    fill_registry(state / "models")
+    args = ["stats", "--set", f"runtime.state_dir={state}"]
+    table = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "model registry" in table.output and "lstm" in table.output
+    data = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert data["model_versions"]["cnn"]["version"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,3 +104,44 @@ def test_example_service_config_is_valid() -> None:
     assert str(data["runtime"]["state_dir"]).startswith("/var/lib/titan")
     if "ops" in TitanConfig.model_fields:
         assert load_config(path, env={}).mode == "paper"
+
+
+Installed = dict[str, tuple[str, str, int]]  # path -> (owner, group, mode)
+
+
+def installed_paths(doc: Path) -> Installed:
+    """What the doc's `sudo install` lines create (as root: owner and group default to root)."""
+    found: Installed = {}
+    for line in doc.read_text().splitlines():
+        if not line.startswith("sudo install "):
+            continue
+        words = shlex.split(line, comments=True)
+        options, positional, rest = {"-o": "root", "-g": "root", "-m": "0755"}, [], words[2:]
+        while rest:
+            word = rest.pop(0)
+            if word in options:
+                options[word] = rest.pop(0)
+            elif not word.startswith("-"):
+                positional.append(word)
+        found[positional[-1]] = (options["-o"], options["-g"], int(options["-m"], 8))
+    return found
+
+
+def grants(entry: tuple[str, str, int], user: str, group: str, bits: int) -> bool:
+    owner, owner_group, mode = entry
+    shift = 6 if owner == user else 3 if owner_group == group else 0
+    return (mode >> shift) & bits == bits
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md"])
+def test_install_steps_let_the_service_user_read_its_config_only(doc: str) -> None:
+    service = directives(UNIT.read_text())["Service"]
+    user, group = service["User"][0], service["Group"][0]
+    config = Path(service["ExecStart"][0].split()[3])
+    env_file = service["EnvironmentFile"][0].lstrip("-")
+    paths = installed_paths(SYSTEMD.parent / doc)
+    assert grants(paths[str(config.parent)], user, group, 0o5), "titan cannot enter /etc/titan"
+    assert grants(paths[str(config)], user, group, 0o4), "titan cannot read its config"
+    assert not grants(paths[str(config)], user, group, 0o2)  # but not change it
+    owner, _, mode = paths[env_file]  # systemd reads EnvironmentFile as root
+    assert owner == "root" and mode & 0o077 == 0

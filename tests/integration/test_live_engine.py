@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,19 +15,21 @@ from titan.config import ConfigError, TitanConfig
 from titan.data.feeds import build_live_feed
 from titan.engine.compose import build_engine
 from titan.engine.engine import Engine
+from titan.testing.fake_trading import FakeOrder
 
 pytestmark = pytest.mark.slow
 
 
-def live_config(rig: StandIns, state: Path) -> TitanConfig:
+def live_config(rig: StandIns, state: Path, **live_options: Any) -> TitanConfig:
     base = paper_config(rig, state)
-    live = base.live.model_copy(update={"api_url": rig.rest.url, "timeout_ms": 400})
+    options = {"api_url": rig.rest.url, "timeout_ms": 400, **live_options}
+    live = base.live.model_copy(update=options)
     trading = base.trading.model_copy(update={"min_edge": 0.005, "starting_cash": 10_000.0})
     return base.model_copy(update={"mode": "live", "live": live, "trading": trading})
 
 
-def live_engine(rig: StandIns, state: Path) -> tuple[Engine, Watch]:
-    engine = build_engine(live_config(rig, state), confirm_live=True)
+def live_engine(rig: StandIns, state: Path, **live_options: Any) -> tuple[Engine, Watch]:
+    engine = build_engine(live_config(rig, state, **live_options), confirm_live=True)
     config = engine.config.feed.live
     engine.parts.feed = build_live_feed(
         config, "websocket", "binance", SYMBOLS, "1m", rig.clock, rig.store
@@ -45,6 +48,17 @@ async def advance(rig: StandIns, watch: Watch, minutes: int) -> None:
 
 def orders_on_exchange(rig: StandIns) -> int:
     return sum(1 for line in rig.rest.requests if line == "POST /api/v3/order")
+
+
+async def advance_until_resting(rig: StandIns, watch: Watch, most: int) -> list[FakeOrder]:
+    """Advance candle by candle until an order rests on the exchange (at most `most`)."""
+    for _ in range(most):
+        await advance(rig, watch, 1)
+        with rig.rest.account_lock:
+            resting = rig.rest.account.open_orders()
+        if resting:
+            return resting
+    return []
 
 
 async def test_live_daemon_trades_on_the_exchange_until_the_kill_file(
@@ -81,3 +95,40 @@ async def test_live_mode_needs_the_explicit_confirmation(tmp_path: Path) -> None
     async with stand_ins(tmp_path, seed=1) as rig:
         with pytest.raises(ConfigError, match="confirm"):
             build_engine(live_config(rig, tmp_path / "state"), confirm_live=False)
+
+
+async def test_the_kill_file_cancels_a_resting_limit_order_on_the_exchange(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live limit order rests (2% off the market); the KILL file makes the engine cancel
+    it on the exchange (cancel_all: DELETE openOrders) and no order follows, even once
+    trading is resumed. Trading is paused before the kill so that the order resting at the
+    kill is this one, not a replacement placed in the kill's interval."""
+    state = tmp_path / "state"
+    async with stand_ins(
+        tmp_path, rows=1800, start_index=700, seed=3, balances={"USDT": 10_000.0}
+    ) as rig:
+        monkeypatch.setenv("TITAN_API_KEY", rig.rest.keys.api_key)
+        monkeypatch.setenv("TITAN_API_SECRET", rig.rest.keys.api_secret)
+        engine, watch = live_engine(rig, state, order_type="limit", limit_offset_bps=200.0)
+        task = asyncio.create_task(engine.run())
+        assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
+        resting = await advance_until_resting(rig, watch, 900)
+        assert resting and all(order.type == "LIMIT" for order in resting)
+        engine.pause_trading()
+        before_kill = len(rig.rest.requests)
+        (state / "KILL").touch()
+        await advance(rig, watch, 2)  # the file is seen at the end of the first interval
+        kill_requests = rig.rest.requests[before_kill:]
+        engine.resume_trading()  # the kill switch holds regardless
+        after_kill = len(rig.rest.requests)
+        await advance(rig, watch, 60)
+        engine.request_stop()
+        await asyncio.wait_for(task, 30)
+        later_requests = rig.rest.requests[after_kill:]
+
+    assert engine.trader.killed
+    assert "DELETE /api/v3/openOrders" in kill_requests  # cancelled by the kill switch
+    assert all(order.status == "CANCELED" for order in resting)
+    assert rig.rest.account.open_orders() == []
+    assert "POST /api/v3/order" not in kill_requests + later_requests

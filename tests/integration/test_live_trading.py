@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import polars as pl
 import pytest
@@ -21,6 +22,9 @@ from titan.config import load_config
 from titan.config.live import LiveConfig
 from titan.config.trading import TradingConfig
 from titan.data.exchange import Backoff
+from titan.engine.compose import _reconcile_hook
+from titan.engine.ledger import Ledger
+from titan.engine.records import EngineParts
 from titan.ops.logging import configure_logging
 from titan.ops.secrets import Credentials, load_api_credentials
 from titan.testing.fake_exchange import FakeExchange, FakeSeries
@@ -307,3 +311,47 @@ async def test_keys_never_reach_the_logs_or_exception_texts(
     for text in [log_text, *texts]:
         assert key not in text and secret not in text
         assert re.search(r"signature=[0-9a-f]{16}", text) is None
+
+
+def _start_hook(broker: CcxtBroker, ledger: Ledger, clock: Clock) -> Callable[[], Any]:
+    """The engine's live start-up hook over a Trader on `broker` and `ledger`."""
+    parts = SimpleNamespace(
+        ledger=ledger,
+        trader=_trader(broker),
+        config=SimpleNamespace(live=LiveConfig()),
+        clock=SimpleNamespace(now_ms=lambda: clock.now),
+    )
+    return _reconcile_hook(cast(EngineParts, parts), broker)
+
+
+async def test_a_restart_keeps_titans_own_resting_order_and_reports_a_foreign_one(
+    fake: FakeExchange, frames: dict[str, pl.DataFrame], clock: Clock, tmp_path: Path
+) -> None:
+    """Titan's unfilled limit order is known from the ledger's order journal after a restart:
+    resumed, not cancelled; an order placed by hand is still an `unknown_order` (cancelled)."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    first = await _broker(fake, order_type="limit", limit_offset_bps=100.0)
+    await _start_hook(first, ledger, clock)()
+    session = Session(_trader(first), frames, clock)
+    assert await session.decide(30, 0.9) == []  # rests 1% below the market, no fill
+    [own] = fake.account.open_orders()
+    await first.close()
+    ledger.close()
+    with fake.account_lock:
+        external = {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01"}
+        order = {**external, "price": "1000", "timeInForce": "GTC"}
+        foreign = fake.account.new_order(order, clock.now)  # placed by hand, far from market
+    restarted = Ledger(tmp_path / "ledger.db")
+    second = await _broker(fake, order_type="limit", limit_offset_bps=100.0)
+    try:
+        with capture_logs() as logs:
+            await _start_hook(second, restarted, clock)()
+        mismatches = [e for e in logs if e["event"] == "reconcile_mismatch"]
+        assert [(e["kind"], e["subject"]) for e in mismatches] == [
+            ("unknown_order", str(foreign[1]["orderId"]))
+        ]
+        assert fake.account.open_orders() == [own] and own.status == "NEW"  # kept on the book
+        assert second.watched == 1  # and watched for its fills
+        assert [row["client_id"] for row in restarted.orders(unfinished=True)] == [own.client_id]
+    finally:
+        await second.close()

@@ -108,10 +108,15 @@ def _broker(config: TitanConfig, confirm_live: bool) -> Broker:
 
 
 def _reconcile_hook(parts: EngineParts, broker: CcxtBroker) -> StartHook:
-    """Live start-up: match the exchange's open orders and balances with the ledger."""
+    """Live start-up: match the exchange's open orders and balances with the ledger.
+
+    The broker journals the orders it submits in the ledger, so Titan's own orders are
+    those with fills and those that may still rest (unfilled limit orders included)."""
+    broker.journal = parts.ledger
 
     async def reconcile() -> None:
         known = set(parts.ledger.frame("fills")["order_id"].to_list())
+        known |= {str(row["order_id"]) for row in parts.ledger.orders(unfinished=True)}
         result = await reconcile_on_start(
             broker,
             parts.trader.portfolio,

@@ -6,7 +6,8 @@ and each resolution gets a strictly increasing `seq`. The engine writes one inte
 per transaction (`transaction()`), so after a crash the ledger ends on an interval
 boundary. Restart logic uses `seq` to re-apply, to a checkpointed fusion, exactly the
 outcomes it had not yet seen. The schema is versioned (`PRAGMA user_version`) and
-migrated forward on open.
+migrated forward on open. The `orders` table holds every order Titan submits live (by
+client order id) and is never rolled back: those orders exist on the exchange.
 """
 
 from __future__ import annotations
@@ -65,7 +66,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE progress (symbol TEXT PRIMARY KEY, ts INTEGER NOT NULL);
     CREATE TABLE fusion_stats (ts INTEGER PRIMARY KEY, stats TEXT NOT NULL);
     """,
+    # 2: the orders Titan submits, so a restart recognises its own resting orders.
+    """
+    CREATE TABLE orders (
+        client_id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL,
+        exchange_id TEXT,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        type TEXT NOT NULL,
+        amount REAL NOT NULL,
+        price REAL,
+        status TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    CREATE INDEX orders_status ON orders (status);
+    """,
 )
+# Order statuses after which an order can never rest on the exchange again.
+FINAL_ORDER_STATUSES = ("closed", "canceled", "expired", "rejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +310,34 @@ class Ledger:
         self.db.execute(
             "INSERT OR REPLACE INTO fusion_stats VALUES (?, ?)", (ts, json.dumps(stats))
         )
+
+    def record_order(self, order: Mapping[str, Any]) -> None:
+        """Store one order Titan submits (keys as the `orders` columns; `exchange_id`
+        optional), before it is sent; submitting the same client id again updates it."""
+        self.db.execute(
+            "INSERT INTO orders (client_id, order_id, exchange_id, symbol, side, type, amount,"
+            " price, status, ts) VALUES (:client_id, :order_id, :exchange_id, :symbol, :side,"
+            " :type, :amount, :price, :status, :ts)"
+            " ON CONFLICT (client_id) DO UPDATE SET status = excluded.status,"
+            " exchange_id = COALESCE(excluded.exchange_id, orders.exchange_id)",
+            {"exchange_id": None, **order},
+        )
+
+    def update_order(self, client_id: str, status: str, exchange_id: str | None = None) -> None:
+        """The exchange's latest status (and id) of a stored order; unknown ids are ignored."""
+        self.db.execute(
+            "UPDATE orders SET status = ?, exchange_id = COALESCE(?, exchange_id)"
+            " WHERE client_id = ?",
+            (status, exchange_id, client_id),
+        )
+
+    def orders(self, *, unfinished: bool = False) -> list[dict[str, Any]]:
+        """Stored orders, oldest first; `unfinished`: only those that may still rest."""
+        final = FINAL_ORDER_STATUSES if unfinished else ()
+        where = f"WHERE status NOT IN ({', '.join('?' * len(final))})" if final else ""
+        cursor = self.db.execute(f"SELECT * FROM orders {where} ORDER BY ts, rowid", final)
+        columns = [description[0] for description in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
 
     def frame(self, table: str) -> pl.DataFrame:
         """A whole table as a polars DataFrame (reports, tests)."""

@@ -15,7 +15,11 @@ Placing orders (`submit`):
   (a "Duplicate order sent." answer also recovers the existing order);
 - an exchange error (insufficient funds, invalid order, bad credentials ...) becomes an
   `order_rejected` event and no fill, never an exception; when retries run out the order's
-  fate is unknown: `order_unknown`, and the order is watched by its client id.
+  fate is unknown: `order_unknown`, and the order is watched by its client id;
+- journalled: with a `journal` (the ledger), every order is recorded before it is sent
+  (status `new`) and each status the exchange reports for it afterwards (`rejected`,
+  `unknown` as above), so that reconciliation after a restart recognises Titan's own
+  resting orders.
 
 Fills are read back from the order's trades (the FULL response, else `fetch_order_trades`),
 one `Fill` per trade, fee in quote: a quote commission as is; a base commission on a buy is
@@ -50,10 +54,12 @@ from titan.trading.live_orders import (
     Balance,
     ExchangeOrder,
     LiveBrokerError,
+    OrderJournal,
     OrderRefused,
     OrderRequest,
     OrderWatch,
     describe,
+    journal_row,
     order_fields,
     prepare_request,
     trade_fill,
@@ -79,8 +85,10 @@ class CcxtBroker:
         max_tracked_orders: int = 1_000,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        journal: OrderJournal | None = None,
     ) -> None:
         self.exchange = exchange
+        self.journal = journal
         self.symbols = tuple(symbols)
         self.order_type = order_type
         self.limit_offset_bps = limit_offset_bps
@@ -115,6 +123,8 @@ class CcxtBroker:
                 error=rejected.detail,
             )
             return fills
+        if self.journal is not None:
+            self.journal.record_order(journal_row(order, request))
         placed = await self._place_logged(order, request)
         if placed is not None:
             watch = OrderWatch(
@@ -235,9 +245,11 @@ class CcxtBroker:
             log.error(
                 "order_rejected", **order_fields(order), reason="exchange", error=describe(exc)
             )
+            self._journal(request.client_id, "rejected")
             return None
         except ccxt.BaseError as exc:
             log.error("order_unknown", **order_fields(order), error=describe(exc))
+            self._journal(request.client_id, "unknown")
             self._track(OrderWatch(order.id, request.client_id, None, order.symbol, order.side))
             return None
         log.info(
@@ -309,6 +321,7 @@ class CcxtBroker:
                 fee=sum(f.fee for f in fills),
                 status=raw.get("status"),
             )
+        self._journal_status(watch, raw.get("status"))
         if raw.get("status") == "open":
             self._track(watch)
         else:
@@ -404,6 +417,16 @@ class CcxtBroker:
             log.error("order_watch_full", order_id=watch.order_id, limit=self.max_tracked_orders)
             return
         self._watches[watch.key] = watch
+
+    def _journal_status(self, watch: OrderWatch, status: object) -> None:
+        """Journal a status of a watched order the first time the exchange reports it."""
+        if status is not None and status != watch.status and watch.client_id is not None:
+            watch.status = str(status)
+            self._journal(watch.client_id, watch.status, watch.exchange_id)
+
+    def _journal(self, client_id: str, status: str, exchange_id: str | None = None) -> None:
+        if self.journal is not None:
+            self.journal.update_order(client_id, status, exchange_id)
 
     def _drain_late(self) -> list[Fill]:
         fills, self._late = self._late, []

@@ -1,5 +1,6 @@
 """Values and pure steps of the live broker: client ids, order requests, exchange orders and
-balances, trade -> `Fill` conversion, error redaction. No I/O here (see `live_broker`)."""
+balances, trade -> `Fill` conversion, error redaction, the order journal's interface and
+rows. No I/O here (see `live_broker`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import ccxt
 import structlog
@@ -55,6 +56,15 @@ class OrderRefused(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason, self.detail = reason, detail
+
+
+class OrderJournal(Protocol):
+    """Where the live broker records the orders it submits, so that a restart recognises
+    its own resting orders (`titan.engine.ledger.Ledger` is one)."""
+
+    def record_order(self, order: Mapping[str, Any]) -> None: ...
+
+    def update_order(self, client_id: str, status: str, exchange_id: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ class OrderWatch:
     side: Side
     trade_ids: set[str] = field(default_factory=set)
     booked: float = 0.0  # quantity of the trades seen so far
+    status: str | None = None  # the exchange's status last seen (journalled)
 
     @property
     def key(self) -> str:
@@ -169,6 +180,21 @@ def prepare_request(
     if max_notional is not None and order.reason != "flatten" and value > max_notional * 1.000001:
         raise OrderRefused("above_max_order_notional", f"{value:.8g} > {max_notional}")
     return OrderRequest(order.symbol, kind, order.side, amount, price, client_order_id(order.id))
+
+
+def journal_row(order: Order, request: OrderRequest) -> dict[str, Any]:
+    """`request` as a new row of the order journal (status `new`: not yet sent)."""
+    return {
+        "client_id": request.client_id,
+        "order_id": order.id,
+        "symbol": request.symbol,
+        "side": request.side,
+        "type": request.type,
+        "amount": request.amount,
+        "price": request.price,
+        "status": "new",
+        "ts": order.ts,
+    }
 
 
 def _limit(market: Mapping[str, Any], kind: str) -> float | None:

@@ -3,8 +3,9 @@
 `compare` is pure. Over the traded symbols (spot: a position is the base asset's balance,
 free + locked; cash is the common quote asset's balance) it finds:
 
-- `unknown_order`: an open order whose client id is not that of a known (ledger) order id;
-  the known ones are Titan's own resting orders and are resumed (watched for fills);
+- `unknown_order`: an open order whose client id is not that of a known (ledger) order id
+  (the ledger's fills and its journal of submitted orders, see `CcxtBroker.journal`); the
+  known ones are Titan's own resting orders and are resumed (watched for fills);
 - `position_drift`: a base balance that differs from the portfolio's position by more than
   `drift_tolerance` (relative) and is worth more than `dust_notional`;
 - `cash_drift`: the quote balance differs from the portfolio's cash (same tolerances).

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from titan.config.live import LiveConfig
 from titan.data.exchange import Backoff
+from titan.engine.ledger import Ledger
 from titan.ops.secrets import Credentials
 from titan.testing.fake_exchange import FakeExchange, FakeSeries
 from titan.trading.live_broker import CcxtBroker, make_live_broker
@@ -315,3 +316,44 @@ async def test_balances_and_open_orders_are_read_back(
     [order] = await broker.fetch_open_orders()
     assert (order.side, order.amount, order.price, order.status) == ("sell", 0.2, 500_000.0, "open")
     assert order.client_id == client_order_id(order_id(BTC, t0, 0))
+
+
+# -- the order journal -----------------------------------------------------------------------
+
+
+def _statuses(ledger: Ledger) -> dict[str, tuple[str, str | None]]:
+    return {row["order_id"]: (row["status"], row["exchange_id"]) for row in ledger.orders()}
+
+
+async def test_every_submitted_order_is_journalled_with_its_latest_status(
+    broker: CcxtBroker, fake: FakeExchange, candles: pl.DataFrame, t0: int, tmp_path: Path
+) -> None:
+    """Resting: `open` with its exchange id; filled: `closed`; cancelled by a kill: `canceled`;
+    refused by the exchange: `rejected`."""
+    broker.journal = ledger = Ledger(tmp_path / "ledger.db")
+    broker.set_prices({BTC: _close(candles, t0)}, t0)
+    resting = _order(t0, "buy", 0.01, type="limit", limit_price=1_000.0)
+    await broker.submit(resting)
+    [placed] = fake.account.orders.values()
+    assert _statuses(ledger) == {resting.id: ("open", str(placed.order_id))}
+    [row] = ledger.orders()
+    assert row["client_id"] == placed.client_id and row["price"] == 1_000.0
+    await broker.cancel_all()
+    await broker.submit(_order(t0, "sell", 0.1, seq=1))  # a market order: filled at once
+    await broker.submit(_order(t0, "sell", 50.0, seq=2))  # more BTC than the account has
+    assert [status for status, _ in _statuses(ledger).values()] == [
+        "canceled",
+        "closed",
+        "rejected",
+    ]
+    assert ledger.orders(unfinished=True) == []
+
+
+async def test_an_order_whose_fate_is_unknown_stays_unfinished_in_the_journal(
+    broker: CcxtBroker, fake: FakeExchange, t0: int, tmp_path: Path
+) -> None:
+    broker.journal = ledger = Ledger(tmp_path / "ledger.db")
+    broker.set_prices({BTC: 90_000.0}, t0)
+    fake.inject("503", count=FAST.max_attempts, path_prefix="/api/v3/order")
+    await broker.submit(_order(t0, "buy", 0.01))
+    assert [row["status"] for row in ledger.orders(unfinished=True)] == ["unknown"]

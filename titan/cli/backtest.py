@@ -106,13 +106,22 @@ def _data_overrides(
     return pairs
 
 
+COMPARED_FORECAST = ("accuracy", "log_loss", "brier", "ece", "roc_auc")
+COMPARED_TRADING = ("pnl", "total_return", "sharpe", "max_drawdown", "trades", "win_rate", "fees")
+
+
 def _print_comparison(headlines: dict[str, dict[str, Any]], change: str) -> None:
+    """The acted-on forecast's quality and the trading of both runs, side by side."""
     table = Table("metric", f"baseline ({change})", "fusion", title="side by side")
-    for key in ("accuracy", "log_loss", "roc_auc", "ece"):
-        table.add_row(key, *(f"{h['forecast']['fusion'][key]:.4f}" for h in headlines.values()))
-    for key in ("pnl", "sharpe", "max_drawdown", "trades"):
-        table.add_row(key, *(f"{float(h['trading'][key]):.4f}" for h in headlines.values()))
+    for key in COMPARED_FORECAST:
+        table.add_row(key, *(_cell(h["forecast"]["fusion"][key]) for h in headlines.values()))
+    for key in COMPARED_TRADING:
+        table.add_row(key, *(_cell(h["trading"][key]) for h in headlines.values()))
     console.print(table)
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, int) else f"{float(value):.4f}"
 
 
 @app.command("history")
@@ -133,7 +142,7 @@ def history_command(
             f"[red]no stored candles for {symbol} {interval}m in {settings.data.store}[/red]"
         )
         raise typer.Exit(1)
-    evaluate_from = int(last - hours * 3_600_000)
+    evaluate_from = int(last - hours * 3_600_000) + interval * 60_000  # N hours of candles
     warmup = (settings.models.min_train + WARMUP + 120) * interval * 60_000
     pairs = {
         "data.timeframe": f"{interval}m",

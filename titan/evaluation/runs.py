@@ -4,6 +4,10 @@ Forecast rows are resolved predictions. Competitors, all scored on the same rows
 ties excluded: the fusion (the probability the engine acted on), the simple average of
 the models, each model alone, and the majority class learned online (the base rate of
 outcomes resolved before the prediction was made: past data only).
+
+Trading figures cover the evaluated window only (after a warm-up, e.g. `titan history`):
+counts and fees are the differences of the cumulative account snapshots at the window's
+edges, so round trips closed during the warm-up are not counted.
 """
 
 from __future__ import annotations
@@ -73,18 +77,29 @@ def score_all(table: ForecastTable, mask: np.ndarray | None = None) -> dict[str,
     }
 
 
-def weekly(table: ForecastTable, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def weekly(
+    table: ForecastTable, names: Sequence[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """`forecast_by_week` for each competitor (all of them by default), ties excluded."""
     order = np.argsort(table.ts, kind="stable")
     return {
         name: forecast_by_week(
             table.ts[order], table.competitors[name][order], table.outcome[order]
         )
-        for name in names
+        for name in (table.competitors if names is None else names)
     }
 
 
 @dataclass(frozen=True)
 class TradingSummary:
+    """Trading over the evaluated window only: equity rows and fills with
+    `window_start_ms <= ts <= window_end_ms`. `trades` are the round trips closed in the
+    window, `win_rate` their share of winners, `fees` and `fills` those of the window's
+    fills (cumulative account counters differenced at the window's edges)."""
+
+    window_start_ms: int | None
+    window_end_ms: int | None
+    intervals: int
     start_equity: float
     end_equity: float
     pnl: float
@@ -96,28 +111,66 @@ class TradingSummary:
     win_rate: float
     fees: float
     fills: int
+    warmup_trades: int  # round trips closed before the window (not counted above)
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """Cumulative account counters of one stored snapshot (zero before any trade)."""
+
+    trades: int = 0
+    wins: int = 0
+    fees: float = 0.0
 
 
 def trading_summary(
-    equity: pl.DataFrame, fills: pl.DataFrame, start: float, periods_per_year: float
+    equity: pl.DataFrame,
+    fills: pl.DataFrame,
+    start_equity: float,
+    periods_per_year: float,
+    evaluate_from: int | None = None,
 ) -> TradingSummary:
-    """Trading figures from the per-interval equity rows, starting from `start` equity."""
-    values = np.concatenate([[start], equity["equity"].to_numpy().astype(np.float64)])
-    last_state = json.loads(equity["state"][-1]) if equity.height else {}
-    returns = np.diff(values) / values[:-1]
+    """Trading figures of the window `ts >= evaluate_from` (the whole run when None).
+
+    `equity` and `fills` are the run's whole ledger tables; the rows before the window
+    (warm-up) only set its starting equity and counters."""
+    since = pl.col("ts") >= (evaluate_from or 0)
+    window, before = equity.filter(since), equity.filter(~since)
+    start = float(before["equity"][-1]) if before.height else start_equity
+    first, last = last_counters(before), last_counters(equity)
+    trades, wins = last.trades - first.trades, last.wins - first.wins
+    values = np.concatenate([[start], window["equity"].to_numpy().astype(np.float64)])
+    ts = window["ts"].to_list()
     return TradingSummary(
+        window_start_ms=int(ts[0]) if ts else None,
+        window_end_ms=int(ts[-1]) if ts else None,
+        intervals=window.height,
         start_equity=start,
         end_equity=float(values[-1]),
         pnl=float(values[-1] - start),
         total_return=total_return(values),
-        sharpe=sharpe(returns, periods_per_year),
+        sharpe=sharpe(np.diff(values) / values[:-1], periods_per_year),
         max_drawdown=max_drawdown(values),
-        exposure=float(np.mean(equity["exposure"].to_numpy() > 0)) if equity.height else 0.0,
-        trades=int(last_state.get("trade_count", 0)),
-        win_rate=_number(last_state.get("win_rate")),
-        fees=float(last_state.get("fees_paid", 0.0)),
-        fills=fills.height,
+        exposure=float(np.mean(window["exposure"].to_numpy() > 0)) if window.height else 0.0,
+        trades=trades,
+        win_rate=wins / trades if trades else float("nan"),
+        fees=last.fees - first.fees,
+        fills=fills.filter(since).height,
+        warmup_trades=first.trades,
     )
+
+
+def last_counters(equity: pl.DataFrame) -> _Counters:
+    """The counters of the last stored account snapshot among `equity` rows."""
+    states = equity["state"].drop_nulls()
+    if states.is_empty():
+        return _Counters()
+    state = json.loads(states[-1])
+    trades = int(state.get("trade_count", 0))
+    wins = state.get("win_count")
+    if wins is None:  # older snapshots: the rate only
+        wins = round(float(state.get("win_rate") or 0.0) * trades)
+    return _Counters(trades, int(wins), float(state.get("fees_paid", 0.0)))
 
 
 def fusion_history(stats: pl.DataFrame) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,8 @@ import polars as pl
 import pytest
 
 from tests.integration.engine_setup import assert_same_tables, run, small_config, tables
+from titan.engine.compose import build_engine
+from titan.engine.feed import Interval
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +104,23 @@ def test_state_directory_can_be_copied(tmp_path: Path, reference: dict[str, pl.D
     shutil.copytree(original, tmp_path / "b")
     engine, _ = run(small_config(tmp_path / "b"))
     assert_same_tables(tables(engine), reference)
+
+
+def test_a_kill_file_stops_the_interval_it_appears_in_from_trading(
+    tmp_path: Path, reference: dict[str, pl.DataFrame]
+) -> None:
+    """Live-like (a decision per interval): a KILL file that appears just before the
+    interval of the reference run's first fill prevents that fill and every later one."""
+    config = small_config(tmp_path / "state")
+    first_fill = int(reference["fills"]["ts"].min())
+    engine = build_engine(config)
+    engine.max_batch = 1
+
+    def kill_before_first_fill(interval: Interval) -> None:
+        if interval.ts + engine.step_ms == first_fill:
+            (tmp_path / "state" / config.engine.kill_file).touch()
+
+    engine.on_interval = kill_before_first_fill
+    asyncio.run(engine.run())
+    assert engine.trader.killed
+    assert engine.ledger.frame("fills").height == 0

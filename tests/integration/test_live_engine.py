@@ -101,9 +101,8 @@ async def test_the_kill_file_cancels_a_resting_limit_order_on_the_exchange(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A live limit order rests (2% off the market); the KILL file makes the engine cancel
-    it on the exchange (cancel_all: DELETE openOrders) and no order follows, even once
-    trading is resumed. Trading is paused before the kill so that the order resting at the
-    kill is this one, not a replacement placed in the kill's interval."""
+    it on the exchange (cancel_all: DELETE openOrders) before the next interval can trade,
+    and no order follows, even once trading is resumed after the kill."""
     state = tmp_path / "state"
     async with stand_ins(
         tmp_path, rows=1800, start_index=700, seed=3, balances={"USDT": 10_000.0}
@@ -115,10 +114,9 @@ async def test_the_kill_file_cancels_a_resting_limit_order_on_the_exchange(
         assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
         resting = await advance_until_resting(rig, watch, 900)
         assert resting and all(order.type == "LIMIT" for order in resting)
-        engine.pause_trading()
         before_kill = len(rig.rest.requests)
         (state / "KILL").touch()
-        await advance(rig, watch, 2)  # the file is seen at the end of the first interval
+        await advance(rig, watch, 2)  # the file is seen before the next interval trades
         kill_requests = rig.rest.requests[before_kill:]
         engine.resume_trading()  # the kill switch holds regardless
         after_kill = len(rig.rest.requests)

@@ -38,7 +38,7 @@ class Backoff:
     max_attempts: int = 8
 
     def delay(self, attempt: int, rng: random.Random, rate_limited: bool = False) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2.0**attempt)
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 64))  # 2**1024 overflows
         if rate_limited:
             ceiling = min(self.cap_s * self.rate_limit_factor, ceiling * self.rate_limit_factor)
         return rng.uniform(0.0, ceiling)

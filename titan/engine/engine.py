@@ -184,6 +184,8 @@ class Engine:
         if isinstance(self.parts.clock, SimClock):
             self.parts.clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
+        if self.kill_file.exists():  # before this interval can trade
+            await self.kill("kill_file")
         await self._swap_retrained()
         if self._refit_due(interval.ts):
             await self._refit()
@@ -201,8 +203,6 @@ class Engine:
             await self.flush()
             self.checkpoint(interval.ts)
             self._checkpoint_requested = False
-        if self.kill_file.exists():
-            await self.kill("kill_file")
         self.last_ts = interval.ts
         self.summary.intervals += 1
         self.summary.last_ts = interval.ts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from titan.engine.ledger import EquityRow, Ledger, Prediction
+from titan.engine.ledger import MIGRATIONS, EquityRow, Ledger, Prediction
 
 
 def prediction(symbol: str, ts: int) -> Prediction:
@@ -20,10 +20,10 @@ def test_schema_is_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     with ledger.transaction():
         ledger.add_predictions([prediction("BTC", 0)])
-    assert ledger.schema_version == 1
+    assert ledger.schema_version == len(MIGRATIONS)
     ledger.close()
     again = Ledger(tmp_path / "ledger.db")
-    assert again.schema_version == 1 and len(again.pending()) == 1
+    assert again.schema_version == len(MIGRATIONS) and len(again.pending()) == 1
 
 
 def test_resolve_exactly_once_with_increasing_seq(tmp_path: Path) -> None:

@@ -92,3 +92,9 @@ async def test_errors_that_are_not_transient_are_not_retried() -> None:
     with pytest.raises(ccxt.BadSymbol):
         await call_with_retry(call, what="test", backoff=BACKOFF, sleep=sleep)
     assert slept == []
+
+
+def test_a_huge_attempt_number_stays_at_the_cap() -> None:
+    """No OverflowError however many attempts a permissive retry setting allows."""
+    assert BACKOFF.delay(5_000, Highest()) == 30.0
+    assert BACKOFF.delay(5_000, Highest(), rate_limited=True) == 120.0

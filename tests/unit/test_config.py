@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import pydantic
 import pytest
 
-from titan.config import DEFAULT_CONFIG_PATH, ConfigError, TitanConfig, load_config
+from titan.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    TitanConfig,
+    embedded_default_path,
+    load_config,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -67,6 +77,50 @@ def test_secret_env_vars_are_not_config_keys(tmp_path: Path) -> None:
     assert config.mode == "paper"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TITAN_VENV",  # dev.sh
+        "TITAN_SHARED_DATA",  # tests/conftest.py, benchmarks
+        "TITAN_API_PASSPHRASE",
+        "TITAN_CONFIRM_LIVE",
+        "TITAN_MQTT_SECRET",
+        "TITAN_SOMETHING_ELSE",
+        "TITAN_FUSION",  # a section name alone is not an override
+    ],
+)
+def test_other_titan_variables_are_not_config(tmp_path: Path, name: str) -> None:
+    config = load_config(write(tmp_path, ""), env={name: "/some/where", "TITAN_MODE": "paper"})
+    assert config == load_config(write(tmp_path, ""), env={})
+
+
+def test_stray_variables_do_not_break_the_embedded_default() -> None:
+    env = {"TITAN_VENV": ".venv", "TITAN_SHARED_DATA": "/data", "TITAN_FUSION__ENABLED": "false"}
+    assert load_config(env=env).fusion.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TITAN_FUZION__ENABLED", "true"),  # unknown section
+        ("TITAN_OPS__MQTT__HOSTNAME", "broker"),  # unknown nested key
+        ("TITAN_MODE__X", "1"),  # a scalar is not a section
+        ("TITAN_DATA__SYMBOLS", "[1]"),  # invalid value inside a list
+        ("TITAN_FUSION__", "1"),  # empty key
+    ],
+)
+def test_bad_section_variables_are_errors_naming_the_variable(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"environment variable {name}"):
+        load_config(write(tmp_path, ""), env={name: value})
+
+
+def test_nested_env_override_reaches_deep_keys(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), env={"TITAN_OPS__MQTT__HOST": "broker"})
+    assert config.ops.mqtt.host == "broker"
+
+
 def test_command_line_overrides_win_over_env(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, ""),
@@ -97,6 +151,15 @@ def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
         load_config(write(tmp_path, "mode = \n"), env={})
 
 
+def test_embedded_default_is_package_data() -> None:
+    """The default ships inside the package, so an installed `titan` finds it without a checkout."""
+    shipped = resources.files("titan.config").joinpath("default.toml")
+    assert shipped.is_file() and embedded_default_path() == DEFAULT_CONFIG_PATH
+    assert shipped.read_bytes() == (ROOT / "config" / "default.toml").read_bytes()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "default.toml" in project["tool"]["setuptools"]["package-data"]["titan.config"]
+
+
 def test_every_default_toml_key_is_known() -> None:
     """The embedded default spells out keys; each must exist in the typed config."""
     assert isinstance(load_config(DEFAULT_CONFIG_PATH, env={}), TitanConfig)
@@ -112,13 +175,11 @@ def test_every_default_toml_key_is_known() -> None:
     ],
 )
 def test_every_shipped_config_file_loads(name: str) -> None:
-    root = Path(__file__).resolve().parents[2]
-    assert isinstance(load_config(root / name, env={}), TitanConfig)
+    assert isinstance(load_config(ROOT / name, env={}), TitanConfig)
 
 
 def test_live_example_is_live_on_a_live_feed() -> None:
-    root = Path(__file__).resolve().parents[2]
-    config = load_config(root / "config" / "live.example.toml", env={})
+    config = load_config(ROOT / "config" / "live.example.toml", env={})
     assert (config.mode, config.feed.kind, config.engine.checkpoint_every) == (
         "live",
         "websocket",

@@ -1,22 +1,24 @@
 """Typed, frozen, strict configuration: TOML file + `TITAN_...` environment overrides.
 
 Loaded once at the entry point (`load_config`), then passed down. Unknown keys are errors
-naming the key and the file (or environment variable) they came from.
+naming the key and the file (or environment variable) they came from. Which environment
+variables are overrides is decided in `titan.config.env` (see docs/configuration.md).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from titan.config.base import Section
+from titan.config.base import ConfigError, Section
 from titan.config.engine import EngineConfig
+from titan.config.env import env_overrides, parse_value
 from titan.config.features import FeaturesConfig
 from titan.config.fusion import FusionConfig
 from titan.config.live import LiveConfig
@@ -43,15 +45,21 @@ __all__ = [
     "TitanConfig",
     "TradingConfig",
     "TrainingConfig",
+    "embedded_default_path",
     "load_config",
 ]
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "default.toml"
-ENV_PREFIX = "TITAN_"
+
+def embedded_default_path() -> Path:
+    """The embedded default, shipped in the package as `titan/config/default.toml`.
+
+    In a source checkout that file is a link to `config/default.toml` (the one source of
+    truth); a built wheel carries a copy (package data in pyproject.toml).
+    """
+    return Path(str(resources.files(__name__).joinpath("default.toml"))).resolve()
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with the offending key and its source in the message."""
+DEFAULT_CONFIG_PATH = embedded_default_path()
 
 
 class TitanConfig(Section):
@@ -78,6 +86,14 @@ class TitanConfig(Section):
         return self
 
 
+# Top-level fields that are not sections: the only ones a plain `TITAN_<FIELD>` sets.
+_TOP_LEVEL_FIELDS = frozenset(
+    name
+    for name, field in TitanConfig.model_fields.items()
+    if not (isinstance(field.annotation, type) and issubclass(field.annotation, Section))
+)
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -88,13 +104,12 @@ def load_config(
     path = path or DEFAULT_CONFIG_PATH
     data = _read_toml(path)
     sources: dict[str, str] = {}
-    env_items = _env_overrides(os.environ if env is None else env)
-    for key, value in env_items.items():
-        _set_dotted(data, key, value)
-        sources[key] = f"environment variable {ENV_PREFIX}{key.upper().replace('.', '__')}"
+    for item in env_overrides(os.environ if env is None else env, _TOP_LEVEL_FIELDS):
+        sources[item.key] = f"environment variable {item.variable}"
+        _set_dotted(data, item.key, item.value, sources[item.key])
     for key, value in (overrides or {}).items():
-        _set_dotted(data, key, _parse_value(value))
         sources[key] = "command-line override"
+        _set_dotted(data, key, parse_value(value), sources[key])
     try:
         return TitanConfig.model_validate(data)
     except ValidationError as exc:
@@ -111,43 +126,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`TITAN_FUSION__ENABLED=false` -> {"fusion.enabled": False}; JSON-parsed where possible."""
-    found = {}
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and name not in _ENV_NOT_CONFIG:
-            key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-            found[key] = _parse_value(value)
-    return found
-
-
-# Environment variables with the prefix that are not config keys (secrets, switches).
-_ENV_NOT_CONFIG = frozenset(
-    {
-        "TITAN_API_KEY",
-        "TITAN_API_SECRET",
-        "TITAN_API_PASSPHRASE",
-        "TITAN_CONFIRM_LIVE",
-        "TITAN_MQTT_PASSWORD",
-        "TITAN_MQTT_SECRET",
-    }
-)
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     *parents, leaf = dotted.split(".")
     node = data
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
+            raise ConfigError(f"cannot set {dotted!r} from {source}: {part!r} is not a section")
         node = child
     node[leaf] = value
 
@@ -156,9 +141,19 @@ def _describe(exc: ValidationError, path: Path, sources: Mapping[str, str]) -> s
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        source = sources.get(key, str(path))
+        source = _source_of(key, sources, path)
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown key {key!r} in {source}")
         else:
             lines.append(f"invalid value for {key!r} in {source}: {error['msg']}")
     return "; ".join(lines)
+
+
+def _source_of(key: str, sources: Mapping[str, str], path: Path) -> str:
+    """Where `key` was set: an override of the key, of a key under it or above it; else the file."""
+    if key in sources:
+        return sources[key]
+    for other, source in sources.items():
+        if other == key or other.startswith(f"{key}.") or key.startswith(f"{other}."):
+            return source
+    return str(path)

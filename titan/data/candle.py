@@ -38,10 +38,16 @@ class Reason(StrEnum):
     OPEN_CLOSE_OUTSIDE_RANGE = "open_close_outside_range"
     NEGATIVE_VOLUME = "negative_volume"
     MISALIGNED_TIMESTAMP = "misaligned_timestamp"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     OUT_OF_ORDER = "out_of_order"
     DUPLICATE = "duplicate"
     UNKNOWN_SYMBOL = "unknown_symbol"
     NOT_CLOSED = "not_closed"
+
+
+# Plausible open times: from the epoch up to (not including) 2200-01-01 UTC, in ms. Beyond
+# that a value is garbage (and past 2**63 it no longer fits the store's int64 column).
+MAX_TS_MS = 7_258_118_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,9 @@ def check_values(candle: Candle, timeframe_ms: int) -> Reason | None:
         return Reason.OPEN_CLOSE_OUTSIDE_RANGE
     if candle.volume < 0.0:
         return Reason.NEGATIVE_VOLUME
-    if candle.ts < 0 or candle.ts % timeframe_ms != 0:
+    if not 0 <= candle.ts < MAX_TS_MS:
+        return Reason.TIMESTAMP_OUT_OF_RANGE
+    if candle.ts % timeframe_ms != 0:
         return Reason.MISALIGNED_TIMESTAMP
     return None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,31 +82,53 @@ def infer_series(
 
 
 def read_candle_file(path: Path) -> pl.DataFrame:
-    """Read any supported file into the store schema (timestamps as int64 ms)."""
-    suffixes = "".join(path.suffixes).lower()
+    """Read any supported file into the store schema (timestamps as int64 ms).
+
+    Raises ImportFormatError, and only that, when the file cannot be read as candles; cells
+    that cannot be parsed become nulls, which the boundary then rejects row by row.
+    """
+    reader = _reader_for(path)
     try:
-        if suffixes.endswith(".csv"):
-            raw = pl.read_csv(path, infer_schema_length=10_000)
-        elif suffixes.endswith(".parquet"):
-            raw = pl.read_parquet(path)
-        elif suffixes.endswith((".feather", ".arrow", ".ipc")):
-            raw = pl.read_ipc(path)
-        elif suffixes.endswith(".json"):
-            raw = _read_freqtrade_json(path)
-        else:
-            raise ImportFormatError(f"unsupported file type: {path.name}")
-    except (OSError, pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
-        raise ImportFormatError(f"cannot read {path}: {exc}") from None
-    return _normalise(raw, path)
+        return _normalise(reader(path), path)
+    except ImportFormatError:
+        raise
+    except _READ_ERRORS as exc:
+        raise ImportFormatError(f"cannot read {path}: {str(exc)[:300]}") from None
+
+
+# What reading a damaged or foreign file can raise (JSON and Unicode errors are ValueErrors).
+_READ_ERRORS = (OSError, ValueError, TypeError, OverflowError, pl.exceptions.PolarsError)
+
+
+def _reader_for(path: Path) -> Callable[[Path], pl.DataFrame]:
+    suffixes = "".join(path.suffixes).lower()
+    for ending, reader in _READERS:
+        if suffixes.endswith(ending):
+            return reader
+    raise ImportFormatError(f"unsupported file type: {path.name}")
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema_length=10_000)
 
 
 def _read_freqtrade_json(path: Path) -> pl.DataFrame:
-    rows = json.loads(path.read_text())
+    rows = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(rows, list) or not all(
         isinstance(row, list) and len(row) >= 6 for row in rows
     ):
         raise ImportFormatError(f"{path.name}: expected a JSON list of [ts, o, h, l, c, v] rows")
     return pl.DataFrame([row[:6] for row in rows], schema=list(COLUMNS), orient="row")
+
+
+_READERS: tuple[tuple[str, Callable[[Path], pl.DataFrame]], ...] = (
+    (".csv", _read_csv),
+    (".parquet", pl.read_parquet),
+    (".feather", pl.read_ipc),
+    (".arrow", pl.read_ipc),
+    (".ipc", pl.read_ipc),
+    (".json", _read_freqtrade_json),
+)
 
 
 def _normalise(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -122,14 +145,36 @@ def _normalise(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 def _to_epoch_ms(column: pl.Series) -> pl.Series:
     """Datetimes, ISO strings, epoch seconds or epoch ms -> int64 ms (UTC)."""
+    if column.dtype == pl.String:
+        column = _parse_time_strings(column)
     dtype = column.dtype
-    if dtype == pl.String:
-        column = column.str.to_datetime(time_zone="UTC", strict=False)
-        dtype = column.dtype
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             column = column.dt.replace_time_zone("UTC")
         return column.dt.epoch("ms")
     numbers = column.cast(pl.Int64, strict=False)
-    seconds = numbers.max() is not None and int(numbers.max()) < 100_000_000_000  # type: ignore[arg-type]
-    return numbers * 1000 if seconds else numbers
+    largest = numbers.max()
+    if largest is None or int(largest) >= _SECONDS_BELOW:  # type: ignore[arg-type]
+        return numbers
+    # Epoch seconds -> ms; values whose ms would overflow int64 (and wrap) become nulls.
+    seconds = pl.col("s")
+    in_range = seconds.is_between(-_MAX_SECONDS, _MAX_SECONDS)
+    return numbers.to_frame("s").select(pl.when(in_range).then(seconds * 1000)).to_series()
+
+
+# Epoch values below this are seconds (1e11 s is the year 5138; 1e11 ms is 1973).
+_SECONDS_BELOW = 100_000_000_000
+_MAX_SECONDS = (2**63 - 1) // 1000
+
+
+def _parse_time_strings(column: pl.Series) -> pl.Series:
+    """Text as ISO dates or as epoch numbers, whichever reads more cells; the rest -> null.
+
+    (A number column with one junk cell arrives as text: its numbers must survive.)
+    """
+    numbers = column.cast(pl.Int64, strict=False)
+    try:
+        dates = column.str.to_datetime(time_zone="UTC", strict=False)
+    except pl.exceptions.PolarsError:  # no date format fits the first value
+        return numbers
+    return numbers if numbers.null_count() <= dates.null_count() else dates

@@ -90,3 +90,50 @@ def test_unknown_series_and_format_are_clear_errors(tmp_path: Path) -> None:
     missing.write_text("a,b\n1,2\n")
     with pytest.raises(ImportFormatError, match="time column"):
         read_candle_file(missing)
+
+
+def import_text(tmp_path: Path, name: str, text: str) -> tuple[list[int], dict[str, int]]:
+    path = tmp_path / name
+    path.write_text(text)
+    store = CandleStore(tmp_path / "store")
+    result = import_file(store, path, "binance", "BTC/USDT", "1m")
+    return store.read(result.series).get_column("timestamp").to_list(), result.rejected
+
+
+def test_one_junk_time_cell_rejects_only_its_row(tmp_path: Path) -> None:
+    text = "timestamp,open,high,low,close,volume\n"
+    text += "".join(f"{ts},1,2,0.5,1.5,3\n" for ts in (T0, "abc", T0 + MINUTE))
+    assert import_text(tmp_path, "x.csv", text) == ([T0, T0 + MINUTE], {"malformed": 1})
+
+
+def test_epoch_seconds_that_would_overflow_are_rejected_not_wrapped(tmp_path: Path) -> None:
+    """-2**62 s * 1000 wraps to 0 in int64: it must not be stored as a 1970 candle."""
+    text = "timestamp,open,high,low,close,volume\n"
+    text += "".join(f"{ts},1,2,0.5,1.5,3\n" for ts in (-(2**62), T0 // 1000))
+    assert import_text(tmp_path, "x.csv", text) == ([T0], {"malformed": 1})
+
+
+def test_freqtrade_json_with_unrepresentable_cells_rejects_rows_not_the_file(
+    tmp_path: Path,
+) -> None:
+    data = [*rows(2), [2**70, 1, 2, 0.5, 1.5, 3], [1e300, 1, 2, 0.5, 1.5, 3], [T0, "x", 1, 1, 1, 1]]
+    stamps, rejected = import_text(tmp_path, "x.json", json.dumps(data))
+    assert (stamps, rejected) == ([T0, T0 + MINUTE], {"malformed": 3})
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("x.json", b"\x80not utf-8"),
+        ("x.json", b"{broken"),
+        ("x.csv", b"timestamp,open,Open,high,low,close,volume\n1,1,1,2,0.5,1.5,3\n"),
+        ("x.feather", b"not arrow"),
+    ],
+)
+def test_unreadable_files_raise_only_import_format_error(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImportFormatError, match="cannot read"):
+        read_candle_file(path)

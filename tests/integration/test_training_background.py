@@ -14,6 +14,7 @@ import pytest
 from tests.unit.models.neural.fixtures import STEP_MS, TINY, bundled
 from titan.config.training import TrainerConfig
 from titan.engine.history import TrainingHistory
+from titan.features import WARMUP
 from titan.training.background import (
     BackgroundRetrainer,
     RetrainJob,
@@ -53,8 +54,9 @@ def test_holdout_is_the_newest_resolved_samples_and_training_is_purged_before_it
     data = pooled([samples(s, 30) for s in job.series])
     train, held = split_holdout(data, job, lookback=30)
     assert len(held) == 400 and held.ts[-1] == data.ts[np.isfinite(data.returns)][-1]
-    first_candle = held.ts[0] - 29 * STEP_MS
+    first_candle = held.ts[0] - (29 + WARMUP) * STEP_MS  # read by the first held-out sample
     assert (train.ts + STEP_MS < first_candle).all() and np.isfinite(train.returns).all()
+    assert held.ts[0] - train.ts.max() == (1 + 30 + WARMUP) * STEP_MS
 
 
 def test_a_candidate_replaces_an_unfitted_model_and_not_an_equal_one() -> None:

@@ -16,6 +16,7 @@ from titan.cli.common import app
 from titan.cli.train import model_names
 from titan.config.fusion import FusionConfig
 from titan.config.training import WalkForwardConfig
+from titan.features import WARMUP
 from titan.models.dataset import purge_gap
 from titan.training.fitting import ModelSpec
 from titan.training.online import replay_fusion
@@ -33,14 +34,17 @@ LOOKBACK, HORIZON = 30, 1
 
 @pytest.mark.parametrize("expanding", [False, True])
 def test_folds_are_chronological_and_purged(expanding: bool) -> None:
-    """No training label reads a candle of the test window that follows it."""
+    """No candle a training sample reads (its label) is read by the test window's first
+    sample (its rows and the WARMUP candles its indicators look back)."""
     config = WalkForwardConfig(train_days=2, test_days=0.5, expanding=expanding, max_folds=None)
     splits = fold_splits(10_000, config, LOOKBACK, STEP_MS)
-    assert len(splits) == (10_000 - 2880 - purge_gap(HORIZON, LOOKBACK)) // 720 + 1
+    assert purge_gap(HORIZON, LOOKBACK) == HORIZON + LOOKBACK + WARMUP == 80
+    assert len(splits) == (10_000 - 2880 - 80) // 720 + 1
     for split in splits:
+        assert split.test.start - split.train.stop == 80
         last_label_row = split.train.stop - 1 + HORIZON  # sample index == end row offset
-        first_test_row = split.test.start - (LOOKBACK - 1)
-        assert last_label_row < first_test_row
+        first_test_candle = split.test.start - (LOOKBACK - 1) - WARMUP
+        assert last_label_row < first_test_candle
         assert split.train.start == 0 if expanding else len(split.train) == 2880
     starts = [s.test.start for s in splits]
     assert starts == sorted(starts) and all(b - a == 720 for a, b in itertools.pairwise(starts))

@@ -111,7 +111,9 @@ class WalkForwardConfig(Section):
         3, ge=1, description="evaluate only the newest N folds (None: all)"
     )
     horizon: int = Field(1, ge=1, description="candles ahead the label looks")
-    extra_purge: int = Field(0, ge=0, description="samples added to horizon + lookback")
+    extra_purge: int = Field(
+        0, ge=0, description="samples added to horizon + lookback + feature warm-up (WARMUP)"
+    )
 
 
 class RegistryConfig(Section):
@@ -125,7 +127,11 @@ class RetrainConfig(Section):
     """Background retraining in the daemon (a worker process; the loop never blocks)."""
 
     enabled: bool = False
-    every: int = Field(10_080, ge=1, description="candles between retrains")
+    every: int = Field(
+        10_080,
+        ge=1,
+        description="candles between neural retrain starts (checked at each models.refit_every)",
+    )
     holdout: int = Field(1440, ge=50, description="newest labelled samples held out to compare")
     executor: Literal["process", "thread"] = "process"
     worker_nice: int = Field(10, ge=0, le=19, description="CPU niceness added to the worker")

@@ -15,9 +15,10 @@ Everything here is positional and chronological; nothing is ever shuffled.
   (``end + horizon <= t``): the only samples a model may train on at t;
   ``.known_at(t).tail(train_window)`` is the trailing training window.
 - `walk_forward(n, train, test, gap, step)`: train/test index ranges over n consecutive
-  samples with ``train.stop + gap <= test.start``. With windows of ``lookback`` rows and
-  labels ``horizon`` rows ahead, ``gap >= purge_gap(horizon, lookback)`` guarantees that
-  no training label reads a candle inside any test window (the purge).
+  samples with ``train.stop + gap <= test.start``. With windows of ``lookback`` rows,
+  feature rows reading up to ``WARMUP`` candles back and labels ``horizon`` rows ahead,
+  ``gap >= purge_gap(horizon, lookback)`` guarantees that no candle read by a training
+  sample (inputs or label) is read by any test sample (the purge).
 - `feature_columns(spec)`: a model's columns in the 40-feature table (engine slicing).
 - `as_windows(windows, spec)`: validates a model's input batch against its `InputSpec`.
 """
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from titan.features.spec import FEATURE_NAMES
+from titan.features.spec import FEATURE_NAMES, WARMUP
 from titan.models.base import FloatArray, InputSpec
 
 IntArray = npt.NDArray[np.int64]
@@ -123,14 +124,24 @@ def supervised(
     return SupervisedSet(windows, labels(c, horizon)[end_rows], end_rows, horizon)
 
 
-def purge_gap(horizon: int, lookback: int) -> int:
-    """Samples to leave between train and test: ``horizon + lookback``.
+def purge_gap(horizon: int, lookback: int, extra: int = 0) -> int:
+    """Samples to leave between train and test: ``horizon + lookback + WARMUP + extra``.
 
-    The last training label reads the close ``horizon`` rows after its window's end;
-    the first test window starts ``lookback - 1`` rows before its end row. A gap of
-    ``horizon + lookback`` keeps those row sets disjoint (one row to spare).
+    Sample e (a window ending at feature row e) reads candles
+    ``e - lookback + 1 - WARMUP .. e`` through its inputs (each feature row looks back up
+    to `WARMUP` candles: sma_50, volume_sma) and candle ``e + horizon`` through its label.
+    A training sample e and a test sample s > e share no candle iff
+    ``e + horizon < s - lookback + 1 - WARMUP``, i.e. ``s - e >= horizon + lookback +
+    WARMUP``. `walk_forward` leaves ``s - e >= gap + 1``: this gap keeps every candle of
+    every training sample (inputs and label) out of every test sample, with one row to
+    spare. ``horizon + lookback`` (the gap before) kept training labels out of the test
+    windows' feature rows only, not out of the candles their indicators read. (The
+    recursive indicators, EMA, MACD, RSI, TRIX, ADX, weigh older candles too, with
+    geometrically decaying weight; `WARMUP` bounds every fixed-length window.)
+    The one purge used by `walk_forward` folds, `titan train`, the neural models' early
+    stopping tail and the background retrainer's held-out window.
     """
-    return horizon + lookback
+    return horizon + lookback + WARMUP + extra
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,15 @@ up to ~0.4 s here), so the loop keeps deciding while a candidate trains.
 
 `run_retrain` (the worker body) pools the snapshot's symbols in time order, holds out
 the newest ``holdout`` resolved samples, trains fresh candidates on everything before
-them minus the purge gap (``horizon + lookback`` candles), then scores candidate and
+them minus the purge gap (``horizon + lookback + WARMUP`` candles), then scores candidate and
 current model on the held-out samples (log loss, ties excluded, on the rows both
 answer). A candidate replaces the current model only if it beats it by more than
 ``min_improvement`` (or the current one has no answer there). The result carries the
 winners' states; the engine loads them with ``model.load_state_dict`` between two
-decisions, and the fusion keeps learning across the swap.
+decisions, and the fusion keeps learning across the swap. With a `Registration` the
+worker also saves each winner to the model registry (torch.save, fsync, ``git
+describe``: all off the event loop) with its data range, symbols, timeframe and
+held-out log losses; `RetrainResult.versions` holds the versions written.
 """
 
 from __future__ import annotations
@@ -28,17 +31,33 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import structlog
 import torch
 
 from titan.engine.history import TrainingHistory
 from titan.evaluation.metrics import log_loss
 from titan.models.base import BaseModel, FloatArray
-from titan.models.dataset import IntArray
+from titan.models.dataset import IntArray, purge_gap
 from titan.training.data import Samples, Series, pooled, samples
 from titan.training.fitting import ModelSpec, fit_models, model_windows
+from titan.training.registry import ModelRegistry
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where and how the worker registers the winners (`ModelRegistry`, off the loop)."""
+
+    root: Path
+    keep: int
+    created_ms: int
+    exchange: str = ""
+    timeframe: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class RetrainJob:
     holdout: int = 1440
     horizon: int = 1
     min_improvement: float = 0.0
+    registration: Registration | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class RetrainResult:
     train_range: tuple[int, int] = (0, 0)
     holdout_range: tuple[int, int] = (0, 0)
     seconds: float = 0.0
+    versions: dict[str, int] = field(default_factory=dict)  # winners registered
 
 
 def snapshot_from_history(history: TrainingHistory) -> tuple[Series, ...]:
@@ -85,14 +106,15 @@ def snapshot_from_history(history: TrainingHistory) -> tuple[Series, ...]:
 
 
 def split_holdout(data: Samples, job: RetrainJob, lookback: int) -> tuple[Samples, Samples]:
-    """(training samples, the newest `holdout` resolved samples), purged in time."""
+    """(training samples, the newest `holdout` resolved samples), purged in time: a
+    training sample ends at least `purge_gap(horizon, lookback)` candles before the first
+    held-out one, so no candle it reads is read by a held-out sample."""
     resolved = np.flatnonzero(np.isfinite(data.returns))
     held = resolved[-job.holdout :]
     if held.size == 0:
         return data.subset(slice(0, 0)), data.subset(slice(0, 0))
-    first_candle = int(data.ts[held[0]]) - (lookback - 1) * job.step_ms
-    label_time = data.ts + job.horizon * job.step_ms
-    train = np.flatnonzero((label_time < first_candle) & np.isfinite(data.returns))
+    newest = int(data.ts[held[0]]) - purge_gap(job.horizon, lookback) * job.step_ms
+    train = np.flatnonzero((data.ts <= newest) & np.isfinite(data.returns))
     return data.subset(train), data.subset(held)
 
 
@@ -107,14 +129,69 @@ def run_retrain(job: RetrainJob) -> RetrainResult:
     with _device_stream(job.spec):
         candidates, _ = fit_models(job.names, train, job.spec)
         verdicts = {n: _judge(n, candidates[n], job, held) for n in job.names}
-    return RetrainResult(
+    winners = {n: candidates[n] for n, v in verdicts.items() if v.replaced}
+    result = RetrainResult(
         verdicts,
-        {n: candidates[n].state_dict() for n, v in verdicts.items() if v.replaced},
+        {n: model.state_dict() for n, model in winners.items()},
         len(train),
         _range(train.ts),
         _range(held.ts),
         time.perf_counter() - start,
     )
+    result.versions.update(register_winners(job, result, winners))
+    return result
+
+
+def retrain_meta(
+    job: RetrainJob, reg: Registration, result: RetrainResult, name: str
+) -> dict[str, Any]:
+    """A winner's registry metadata: data range, symbols, timeframe, held-out metrics."""
+    verdict = result.verdicts[name]
+    data = {
+        "exchange": reg.exchange,
+        "symbols": [s.symbol for s in job.series],
+        "timeframe": reg.timeframe,
+        "train_start_ms": result.train_range[0],
+        "train_end_ms": result.train_range[1],
+        "holdout_start_ms": result.holdout_range[0],
+        "holdout_end_ms": result.holdout_range[1],
+        "train_samples": result.train_samples,
+    }
+    holdout = {
+        "log_loss": _json_float(verdict.candidate_log_loss),
+        "replaced_log_loss": _json_float(verdict.current_log_loss),  # None: it had no answer
+        "n": verdict.n_holdout,
+        "min_improvement": job.min_improvement,
+    }
+    return {
+        "source": "daemon_retrain",
+        "data": data,
+        "metrics": {"holdout": holdout},
+        "training": {"neural": job.spec.neural.model_dump(mode="json"), "horizon": job.horizon},
+    }
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def register_winners(
+    job: RetrainJob, result: RetrainResult, winners: Mapping[str, BaseModel]
+) -> dict[str, int]:
+    """Save the winners to the registry (in the worker); their new versions by name."""
+    reg = job.registration
+    if reg is None or not winners:
+        return {}
+    registry = ModelRegistry(reg.root, reg.keep)
+    versions = {}
+    for name, model in winners.items():
+        try:
+            saved = registry.save(model, retrain_meta(job, reg, result, name), reg.created_ms)
+        except Exception as exc:  # a failed save must not lose the winner itself
+            log.error("model_register_failed", model=name, error=f"{type(exc).__name__}: {exc}")
+            continue
+        versions[name] = saved.version
+    return versions
 
 
 def _range(ts: IntArray) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from titan.config.models import ModelsConfig
 from titan.config.training import NeuralConfig
 from titan.features.spec import FEATURE_NAMES
 from titan.models.base import BaseModel, FloatArray
-from titan.models.dataset import feature_columns
+from titan.models.dataset import feature_columns, purge_gap
 from titan.models.neural.ensemble import BASE_NAMES
 from titan.models.neural.fitting import EvalRecord, FitHistory
 from titan.models.neural.meta import NeuralEnsemble
@@ -43,7 +43,7 @@ class ModelSpec:
 
     def build(self, name: str) -> BaseModel:
         if name in NEURAL_NAMES:
-            purge = self.models.purge_gap(self.neural.lookback)
+            purge = purge_gap(self.models.horizon, self.neural.lookback, self.models.extra_purge)
             return build_neural(name, self.neural, purge=purge)
         return build_model(name, self.models)
 

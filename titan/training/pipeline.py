@@ -18,7 +18,9 @@ from titan.config.fusion import FusionConfig
 from titan.config.models import ModelsConfig
 from titan.config.training import TrainingConfig
 from titan.data.timeframes import timeframe_ms
+from titan.features.spec import WARMUP
 from titan.models.base import BaseModel
+from titan.models.dataset import purge_gap
 from titan.training.data import load_series, samples
 from titan.training.fitting import ModelSpec
 from titan.training.registry import Checkpoint, ModelRegistry
@@ -78,13 +80,22 @@ def _title(request: TrainRequest) -> str:
     return f"Titan walk-forward training: {request.symbol} {request.timeframe} ({request.exchange})"
 
 
+def _purge_text(request: TrainRequest) -> str:
+    wf, lookback = request.training.walk_forward, request.training.neural.lookback
+    gap = purge_gap(wf.horizon, lookback, wf.extra_purge)
+    return (
+        f"{gap} samples (horizon {wf.horizon} + window {lookback}"
+        f" + feature look-back {WARMUP} + extra {wf.extra_purge})"
+    )
+
+
 def _notes(request: TrainRequest, candles: int, first: int, last: int) -> list[str]:
     wf, trainer = request.training.walk_forward, request.training.neural.trainer
     return [
         f"Command: `{request.command}`" if request.command else "",
         f"Data: {candles:,} candles, {iso(first)} .. {iso(last)} UTC, from `{request.store}`.",
         f"Walk-forward: train {wf.train_days:g} d ({'expanding' if wf.expanding else 'rolling'}),"
-        f" purge {wf.horizon} + {request.training.neural.lookback} + {wf.extra_purge} samples,"
+        f" purge {_purge_text(request)},"
         f" test {wf.test_days:g} d, newest {wf.max_folds or 'all'} folds;"
         f" label: next-{wf.horizon}-candle direction.",
         f"Neural budget per fit: <= {trainer.max_steps} steps of {trainer.batch_size},"

@@ -2,7 +2,9 @@
 
 Folds come from `titan.models.dataset.walk_forward` over the series' samples: rolling
 (or expanding) training windows of ``train_days``, a gap of ``horizon + lookback +
-extra_purge`` samples (no training label reads a candle inside the test window), then
+WARMUP + extra_purge`` samples (`titan.models.dataset.purge_gap`: no candle a training
+sample reads, inputs with their indicators' look-back or label, is read by a test
+sample), then
 ``test_days`` of test samples; the newest ``max_folds`` folds are kept. Never a
 shuffled split across time.
 
@@ -78,7 +80,7 @@ def fold_splits(n: int, config: WalkForwardConfig, lookback: int, step_ms: int) 
     train = max(1, round(config.train_days * per_day))
     test = max(1, round(config.test_days * per_day))
     step = max(1, round((config.step_days or config.test_days) * per_day))
-    gap = purge_gap(config.horizon, lookback) + config.extra_purge
+    gap = purge_gap(config.horizon, lookback, config.extra_purge)
     splits = list(walk_forward(n, train, test, gap, step, config.expanding))
     return splits[-config.max_folds :] if config.max_folds else splits
 

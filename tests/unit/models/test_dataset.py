@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from titan.features import FEATURE_NAMES
+from titan.features import FEATURE_NAMES, WARMUP
 from titan.models.base import InputSpec
 from titan.models.dataset import (
     as_windows,
@@ -142,16 +142,23 @@ def test_walk_forward_splits_never_leak(
     train=st.integers(5, 40),
     test=st.integers(1, 20),
 )
-def test_purge_gap_keeps_training_labels_out_of_test_windows(
+def test_purge_gap_keeps_every_training_candle_out_of_test_samples(
     horizon: int, lookback: int, train: int, test: int
 ) -> None:
-    """No candle read by a training label (end row + horizon) lies inside a test window."""
-    table = np.ones((120, 2))
-    data = supervised(table, np.arange(120.0), lookback, horizon, first=lookback - 1)
+    """No candle read by a training sample (its label, end row + horizon) is read by a
+    test sample (its window's rows and the WARMUP candles their indicators look back)."""
+    table = np.ones((400, 2))
+    data = supervised(table, np.arange(400.0), lookback, horizon, first=lookback - 1)
     for split in walk_forward(len(data), train, test, purge_gap(horizon, lookback)):
-        last_label_row = data.end_rows[split.train.stop - 1] + horizon
-        first_test_row = data.end_rows[split.test.start] - lookback + 1
-        assert last_label_row < first_test_row
+        last_train_candle = data.end_rows[split.train.stop - 1] + horizon
+        first_test_candle = data.end_rows[split.test.start] - lookback + 1 - WARMUP
+        assert last_train_candle < first_test_candle
+
+
+def test_purge_gap_is_horizon_plus_window_plus_the_longest_feature_lookback() -> None:
+    assert WARMUP == 49  # sma_50, volume_sma
+    assert purge_gap(1, 30) == 1 + 30 + 49 == 80
+    assert purge_gap(2, 30, extra=5) == 86
 
 
 def test_as_windows_keeps_the_newest_lookback_steps_and_checks_shape() -> None:

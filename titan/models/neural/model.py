@@ -7,8 +7,8 @@ the previous model; inputs chronological, never shuffled across time):
    non-finite return are dropped, so ties change nothing. Fewer than ``min_samples``
    rows left, or one class only: the model stays unfitted.
 2. Chronological split: the newest ``valid_fraction`` is the held-out *tail*; the
-   training part ends ``purge`` samples before it (no training label reads a candle of
-   a tail window).
+   training part ends ``purge`` samples before it (default `purge_gap(1, lookback)`:
+   no candle a training sample reads is read by a tail sample).
 3. Per-feature standardisation fitted on the training part (`FeatureScaler`).
 4. Target (``config.objective``): ``"return"`` regresses the next-period return divided
    by its training std (Huber loss), as the design document does; ``"direction"`` (the
@@ -44,7 +44,7 @@ from titan.features.spec import FEATURE_NAMES
 from titan.fusion.fusion import resolve_device
 from titan.models.base import BatchOutput, FloatArray, InputSpec
 from titan.models.calibration import LogisticCalibrator
-from titan.models.dataset import as_windows, finite_rows
+from titan.models.dataset import as_windows, finite_rows, purge_gap
 from titan.models.neural.fitting import (
     EvalRecord,
     FitHistory,
@@ -95,7 +95,7 @@ class NeuralModel:
         self.name = name
         self.config = config or NeuralConfig()
         self.input_spec = InputSpec(tuple(features), self.config.lookback)
-        self.purge = 1 + self.config.lookback if purge is None else int(purge)
+        self.purge = purge_gap(1, self.config.lookback) if purge is None else int(purge)
         self.device = resolve_device(self.config.trainer.device)
         self.on_eval: Callable[[str, EvalRecord], None] | None = None
         self._build = build

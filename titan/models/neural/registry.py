@@ -4,7 +4,8 @@ Names: ``lstm``, ``cnn``, ``attention``, ``neural_ensemble`` (the EnsembleModel 
 other three) and ``multiscale_cnn``. `NEURAL_FACTORIES` maps each to a
 ``ModelsConfig -> BaseModel`` factory, the shape `titan.models.registry._FACTORIES`
 uses: the architecture comes from ``ModelsConfig.neural`` when that section exists
-(defaults otherwise) and the purge gap from ``ModelsConfig.purge_gap(lookback)``.
+(defaults otherwise) and the purge gap from `titan.models.dataset.purge_gap` (horizon +
+lookback + feature warm-up + ``ModelsConfig.extra_purge``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from titan.config.models import ModelsConfig
 from titan.config.training import NeuralConfig
 from titan.features.spec import FEATURE_NAMES
 from titan.models.base import BaseModel
+from titan.models.dataset import purge_gap
 from titan.models.neural.attention import AttentionModel
 from titan.models.neural.cnn import CNNModel, MultiScaleCNN
 from titan.models.neural.lstm import LSTMModel
@@ -74,7 +76,8 @@ def neural_factory(name: str) -> Callable[[ModelsConfig], BaseModel]:
 
     def build(models: ModelsConfig) -> BaseModel:
         cfg = neural_config(models)
-        return build_neural(name, cfg, purge=models.purge_gap(cfg.lookback))
+        purge = purge_gap(models.horizon, cfg.lookback, models.extra_purge)
+        return build_neural(name, cfg, purge=purge)
 
     return build
 

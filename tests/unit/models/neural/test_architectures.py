@@ -56,6 +56,34 @@ def test_ensemble_has_the_documents_1145959_parameters_with_the_documents_attent
     assert learned.count_parameters() == 1_149_799
 
 
+def test_multiscale_cnn_has_139681_parameters() -> None:
+    """Branches of 'same' conv blocks (conv + BN) with kernels 3 / 5 / 7, fused 32 + 64 + 128.
+
+    shallow 40->32 (k3): 3,872 + 64; medium 40->32->64 (k5): 6,496 + 10,432; deep
+    40->32->64->128 (k7): 9,056 + 14,528 + 57,728; head 224->128 (+BN) 29,056, 128->64
+    (+BN) 8,384, 64->1 65.
+    """
+    model = MultiScaleCNN()
+    branches = [count_parameters(b) for b in (model.shallow, model.medium, model.deep)]
+    assert branches == [3_936, 16_928, 81_312]
+    assert count_parameters(model.head) == 37_505
+    assert model.count_parameters() == 139_681
+
+
+def test_lstm_ensemble_is_its_members_lstms() -> None:
+    """Bagged LSTMs (differently seeded): members x 602,625, nothing shared or added."""
+    assert LSTMEnsemble().count_parameters() == 3 * 602_625 == 1_807_875
+    assert LSTMEnsemble(members=2, hidden_size=16).count_parameters() == 2 * 14_401
+
+
+def test_stacked_ensemble_over_the_three_learners_counts_bases_plus_meta() -> None:
+    """Meta-learner 3->32 (+BN) -> 1: 96 + 32 + 64 + 33 = 225 over the three learners."""
+    bases = [LSTMModel(), CNNModel(), AttentionModel()]
+    stacked = StackedEnsemble(bases)
+    assert count_parameters(stacked.meta) == 225
+    assert stacked.count_parameters() == 602_625 + 130_081 + 414_081 + 225 == 1_147_012
+
+
 # --------------------------------------------------------------------------- shapes
 
 

@@ -13,6 +13,7 @@ import torch
 from titan.config.models import ModelsConfig
 from titan.config.training import NeuralConfig, TrainerConfig
 from titan.evaluation.metrics import roc_auc
+from titan.features import WARMUP
 from titan.models.neural.meta import NeuralEnsemble
 from titan.models.neural.model import NeuralModel, direction_labels
 from titan.models.neural.registry import NEURAL_FACTORIES, NEURAL_NAMES, build_neural
@@ -47,9 +48,15 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_returns_give_a_return_head_in_return_units_and_a_calibrated_direction(
     objective: str,
 ) -> None:
-    """The regression head (documents' target) or a line fitted on the tail (direction)."""
+    """The regression head (documents' target) or a line fitted on the tail (direction).
+
+    300 steps, patience 8: at 150 steps whether the tiny CNN's regression takes off
+    depended on the seed and the training-set size (seeds 0-3 all pass at 300)."""
     windows, returns = _data(2000)
-    model = build_neural("cnn", TINY.model_copy(update={"objective": objective}))
+    trainer = TINY.trainer.model_copy(update={"max_steps": 300, "patience": 8})
+    model = build_neural(
+        "cnn", TINY.model_copy(update={"objective": objective, "trainer": trainer})
+    )
     model.fit_returns(windows[:1500], returns[:1500])
     out = model.predict(windows[1500:])
     assert model.target == objective
@@ -80,9 +87,10 @@ def test_too_few_samples_or_one_class_leaves_the_model_unfitted() -> None:
 
 
 def test_split_is_chronological_with_a_purge_before_the_newest_tail() -> None:
-    model = build_neural("cnn", TINY, purge=31)
+    model = build_neural("cnn", TINY)
+    assert model.purge == 1 + TINY.lookback + WARMUP  # the default: purge_gap(1, lookback)
     train, tail = model._split(1000)  # type: ignore[misc]
-    assert (train.start, train.stop) == (0, 1000 - 200 - 31)
+    assert (train.start, train.stop) == (0, 1000 - 200 - model.purge)
     assert (tail.start, tail.stop) == (800, 1000)
 
 
@@ -155,7 +163,7 @@ def test_registry_factories_build_the_documents_models_with_the_purge_gap() -> N
     assert counts["attention"] == 414_081 and counts["neural_ensemble"] == 1_149_799
     for model in models.values():
         assert isinstance(model, NeuralModel)
-        assert model.purge == 2 + 30 and model.input_spec.lookback == 30
+        assert model.purge == 2 + 30 + WARMUP and model.input_spec.lookback == 30
         assert len(model.input_spec.features) == 40
     with pytest.raises(ValueError, match="unknown"):
         build_neural("gru")

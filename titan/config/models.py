@@ -4,7 +4,7 @@ The engine refits every enabled model every ``refit_every`` candles on the trail
 ``train_window`` candles whose labels have resolved (past data only), once at least
 ``min_train`` such samples exist. Labels look ``horizon`` candles ahead; the ML
 classifier's chronological validation tail is separated from its training rows by
-`purge_gap` samples.
+`titan.models.dataset.purge_gap` samples.
 """
 
 from __future__ import annotations
@@ -95,11 +95,3 @@ class ModelsConfig(Section):
                 f"models.train_window ({self.train_window})"
             )
         return self
-
-    def purge_gap(self, lookback: int) -> int:
-        """Samples between train and test for a model of `lookback` timesteps.
-
-        ``horizon + lookback + extra_purge``: no training label reads a candle inside a
-        test window (see `titan.models.dataset.purge_gap`).
-        """
-        return self.horizon + lookback + self.extra_purge

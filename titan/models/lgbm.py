@@ -48,7 +48,7 @@ from titan.config.models import LightGBMConfig
 from titan.features.spec import FEATURE_NAMES
 from titan.models.base import BatchOutput, FloatArray, InputSpec
 from titan.models.calibration import LogisticCalibrator, sigmoid, usable_rows
-from titan.models.dataset import as_windows, finite_rows
+from titan.models.dataset import as_windows, finite_rows, purge_gap
 
 DEFAULT_FEATURES: tuple[str, ...] = tuple(name for name in FEATURE_NAMES if name != "bb_middle")
 _MIN_VALID = 50
@@ -67,7 +67,7 @@ class MLClassifier:
     ) -> None:
         self.config = config or LightGBMConfig()
         self.input_spec = InputSpec(tuple(features), self.config.lookback)
-        self.purge = 1 + self.config.lookback if purge is None else int(purge)
+        self.purge = purge_gap(1, self.config.lookback) if purge is None else int(purge)
         self.calibrator: LogisticCalibrator | None = None
         self._model_string: str | None = None
         self._booster: lgb.Booster | None = None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from titan.config.models import DEFAULT_MODELS, ModelsConfig
 from titan.models.base import BaseModel
+from titan.models.dataset import purge_gap
 from titan.models.lgbm import MLClassifier
 from titan.models.rules import Oscillator, RuleModel, TrendVIC, VolumeMetrix
 
@@ -25,7 +26,9 @@ def _rule(cls: type[RuleModel]) -> Callable[[ModelsConfig], BaseModel]:
 
 def _ml_classifier(config: ModelsConfig) -> BaseModel:
     lookback = config.lightgbm.lookback
-    return MLClassifier(config.lightgbm, purge=config.purge_gap(lookback))
+    return MLClassifier(
+        config.lightgbm, purge=purge_gap(config.horizon, lookback, config.extra_purge)
+    )
 
 
 _FACTORIES: dict[str, Callable[[ModelsConfig], BaseModel]] = {

@@ -8,6 +8,7 @@ import pydantic
 import pytest
 
 from titan.config.models import DEFAULT_MODELS, LightGBMConfig, ModelName, ModelsConfig
+from titan.features.spec import WARMUP
 from titan.models.base import BaseModel
 from titan.models.lgbm import MLClassifier
 from titan.models.registry import MODEL_NAMES, build_model, build_models
@@ -51,7 +52,7 @@ def test_config_reaches_the_models() -> None:
     config = ModelsConfig(horizon=3, lightgbm=LightGBMConfig(lookback=5, seed=9))
     ml = build_model("ml_classifier", config)
     assert isinstance(ml, MLClassifier)
-    assert ml.input_spec.lookback == 5 and ml.purge == 8 and ml.config.seed == 9
+    assert ml.input_spec.lookback == 5 and ml.purge == 3 + 5 + WARMUP and ml.config.seed == 9
     rule = build_model("trend_vic", ModelsConfig.model_validate({"calibration": {"l2": 0.5}}))
     assert isinstance(rule, TrendVIC) and rule.calibrator.l2 == 0.5
 
@@ -63,8 +64,11 @@ def test_models_config_defaults() -> None:
     assert config.lightgbm.threads == 1 and config.lightgbm.num_leaves == 15
 
 
-def test_purge_gap_is_horizon_plus_lookback_plus_extra() -> None:
-    assert ModelsConfig(horizon=2, extra_purge=5).purge_gap(lookback=3) == 10
+def test_the_ml_classifier_purges_horizon_window_and_feature_lookback() -> None:
+    config = ModelsConfig(horizon=2, extra_purge=5)
+    model = build_model("ml_classifier", config)
+    assert isinstance(model, MLClassifier)
+    assert model.purge == 2 + config.lightgbm.lookback + WARMUP + 5
 
 
 @pytest.mark.parametrize(

@@ -69,13 +69,34 @@ class SampleBuffer:
             spans.append((0, count - first, first))
         return spans
 
+    @property
+    def _oldest(self) -> int:
+        """Ring slot of the oldest sample held."""
+        return (self.total - self.size) % self.capacity
+
     def slots(self, positions: Tensor) -> Tensor:
         """Chronological positions (0 = oldest held) -> ring slots."""
-        oldest = (self.total - self.size) % self.capacity
-        return (positions + oldest) % self.capacity
+        return (positions + self._oldest) % self.capacity
+
+    def random_train_slots(self, count: int, generator: torch.Generator) -> Tensor:
+        """`count` ring slots drawn uniformly, with replacement, from the training region.
+
+        Draws the positions already offset by the oldest slot: the same draws as
+        ``slots(torch.randint(0, n_train, ...))``, one op fewer.
+        """
+        oldest = self._oldest
+        drawn = torch.randint(
+            oldest, oldest + self.n_train, (count,), generator=generator, device=self.device
+        )
+        return drawn.remainder_(self.capacity)
 
     def gather(self, slots: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.tokens[slots], self.context[slots], self.labels[slots]
+        """Tokens, context and labels at `slots` (`index_select`: cheaper than indexing)."""
+        return (
+            self.tokens.index_select(0, slots),
+            self.context.index_select(0, slots),
+            self.labels.index_select(0, slots),
+        )
 
     def train_region(self) -> tuple[Tensor, Tensor]:
         """Raw tokens and context of the whole training region (for refitting the scaler)."""

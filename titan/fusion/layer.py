@@ -81,12 +81,14 @@ class TransformerFusionLayer(nn.Module):
         cheaper than matmuls over a handful of tokens, and exact whatever the batch size.
         """
         batch, n_tok, width = h.shape
-        shape = (batch, n_tok, self.num_heads, self.head_dim)
         a = layer_norm(self.norm1, h)
-        weight, bias = self.qkv.weight, self.qkv.bias  # row blocks: query, key, value
-        q = F.linear(a[:, 0], weight[:width], bias[:width]) * self.scale
-        kv = F.linear(a, weight[width:], bias[width:])
-        k, v = kv[..., :width].view(shape), kv[..., width:].view(shape)
+        # Row blocks query | key, value. `split`/`unbind` (not slicing) so that backward
+        # joins the pieces' gradients in one op instead of zero-filling a copy per slice.
+        weight_q, weight_kv = self.qkv.weight.split_with_sizes([width, 2 * width])
+        bias_q, bias_kv = self.qkv.bias.split_with_sizes([width, 2 * width])
+        q = F.linear(a[:, 0], weight_q, bias_q) * self.scale
+        kv = F.linear(a, weight_kv, bias_kv).view(batch, n_tok, 2, self.num_heads, self.head_dim)
+        k, v = kv.unbind(2)  # each (B, T, heads, head_dim)
         scores = (q.view(batch, 1, self.num_heads, self.head_dim) * k).sum(dim=-1)
         attn = torch.softmax(scores + key_bias[:, :, None], dim=1)
         context = (attn.unsqueeze(-1) * v).sum(dim=1).reshape(batch, width)

@@ -72,7 +72,7 @@ class FusionNetwork(nn.Module):
         decision, attn = last.forward_first(h, key_bias, generator)
         # Head as multiply-and-sum: a one-column matmul takes BLAS paths whose rounding
         # depends on the batch size.
-        correction = (layer_norm(self.norm, decision) * self.head.weight[0]).sum(dim=-1)
+        correction = (layer_norm(self.norm, decision) * self.head.weight.view(-1)).sum(dim=-1)
         weights = attn[:, self.n_fixed :].mean(dim=-1)
         weights = weights / weights.sum(dim=1, keepdim=True)
         consensus = (weights * prior).sum(dim=-1)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 BETAS = (0.9, 0.999)
 EPS = 1e-8
 CLIP_EPS = 1e-6  # as torch.nn.utils.clip_grad_norm_
+CLIP_MARGIN = 1e-6  # > the float32 rounding error of the scale (four roundings of 2**-24)
 
 
 class FlatAdamW:
@@ -43,16 +44,24 @@ class FlatAdamW:
             offset += size
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
+        self._denom = torch.empty_like(self.flat)  # scratch: no allocation per step
         self.lr = 0.0  # learning rate of the latest step
 
     def zero_grad(self) -> None:
         self.grad.zero_()
 
-    def clip_grad_norm(self, max_norm: float) -> Tensor:
-        """Scale the gradient to global L2 norm <= max_norm; return the norm before clipping."""
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """Scale the gradient to global L2 norm <= max_norm; return the norm before clipping.
+
+        The scale is torch's ``min(1, max_norm / (norm + 1e-6))`` in float32. It is exactly 1
+        (a no-op) unless the norm comes within `CLIP_MARGIN` of max_norm, so below that the
+        scaling ops are skipped; the one host sync (`item`) is needed for the returned norm.
+        """
         norm: Tensor = torch.linalg.vector_norm(self.grad)
-        self.grad.mul_((max_norm / (norm + CLIP_EPS)).clamp(max=1.0))
-        return norm
+        value = norm.item()
+        if value + CLIP_EPS >= max_norm * (1.0 - CLIP_MARGIN):
+            self.grad.mul_((max_norm / (norm + CLIP_EPS)).clamp(max=1.0))
+        return value
 
     @torch.no_grad()
     def step(self, lr: float, step: int) -> None:
@@ -63,7 +72,7 @@ class FlatAdamW:
         self.exp_avg.lerp_(self.grad, 1.0 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1.0 - beta2)
         bias1, bias2 = 1.0 - beta1**step, 1.0 - beta2**step
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias2)).add_(EPS)
+        denom = torch.sqrt(self.exp_avg_sq, out=self._denom).div_(math.sqrt(bias2)).add_(EPS)
         self.flat.addcdiv_(self.exp_avg, denom, value=-lr / bias1)
 
     def nbytes(self) -> int:

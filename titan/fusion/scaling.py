@@ -36,10 +36,9 @@ def _masked_moments(raw: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.where(std > MIN_STD, std, 1.0)
 
 
-def _standardise(raw: Tensor, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
-    ok = raw == raw
-    z = ((raw - mean) / std).clamp(-Z_CLIP, Z_CLIP)
-    return torch.where(ok, z, 0.0), ok
+def _standardise(raw: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """Standardised, clipped values; 0 where raw is NaN (clamp keeps NaN, then zeroed)."""
+    return (raw - mean).div_(std).clamp_(-Z_CLIP, Z_CLIP).nan_to_num_(0.0)
 
 
 def _standardise_array(raw: F32, mean: F32, std: F32) -> tuple[F32, Bools]:
@@ -77,15 +76,15 @@ class Standardiser:
         A missing model's other columns are left as they are: its token is masked out of
         attention, so they cannot reach the decision.
         """
-        z, ok = _standardise(raw, self.token_mean, self.token_std)
-        return z, ok[..., 0]
+        prob = raw[..., 0]
+        return _standardise(raw, self.token_mean, self.token_std), prob == prob
 
     def context(self, raw: Tensor | None) -> Tensor | None:
         """Raw (B, C) -> (B, 2C): standardised values then presence flags; None without context."""
         if raw is None or not raw.shape[-1]:
             return None
-        z, ok = _standardise(raw, self.context_mean, self.context_std)
-        return torch.cat([z, ok.to(z.dtype)], dim=-1)
+        z = _standardise(raw, self.context_mean, self.context_std)
+        return torch.cat([z, (raw == raw).to(z.dtype)], dim=-1)
 
     def token_arrays(self, raw: F32) -> tuple[F32, Bools]:
         """`tokens` for a numpy (B, M, F) array."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,15 @@ from titan.fusion.schedule import EarlyStopping, Verdict, lr_at
 LOSS_EMA = 0.05  # weight of the newest mini-batch in the reported train loss
 SCALER_REFIT_EVERY = 64  # steps between refits of the input standardiser
 NEVER = sys.maxsize
+
+
+class NetworkInputs(NamedTuple):
+    """`FusionNetwork.forward`'s inputs, in its argument order."""
+
+    tokens: Tensor  # (B, M, F) standardised
+    present: Tensor  # (B, M) bool
+    prior: Tensor  # (B, M) the models' raw logits
+    context: Tensor | None  # (B, 2C) standardised values and presence flags
 
 
 class FusionTrainer:
@@ -94,8 +104,7 @@ class FusionTrainer:
         return size - int(size * self.buffer.val_split) >= self.config.batch_size
 
     def step(self, samples_seen: int) -> None:
-        if self.steps % SCALER_REFIT_EVERY == 0:
-            self.scaler.fit(*self.buffer.train_region())
+        self.refit_scaler_if_due()
         loss, self.grad_norm = self.compute_gradients(*self.sample_batch())
         self.apply_gradients()
         if math.isnan(self.train_loss):
@@ -105,29 +114,36 @@ class FusionTrainer:
         if self.buffer.n_val and self.steps % self.config.val_every == 0:
             self.validate(samples_seen)
 
+    def refit_scaler_if_due(self) -> None:
+        if self.steps % SCALER_REFIT_EVERY == 0:
+            self.scaler.fit(*self.buffer.train_region())
+
     def sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
         """A mini-batch of raw samples drawn from the (older) training region only."""
-        positions = torch.randint(
-            0,
-            self.buffer.n_train,
-            (self.config.batch_size,),
-            generator=self.generator,
-            device=self.buffer.device,
-        )
-        return self.buffer.gather(self.buffer.slots(positions))
+        slots = self.buffer.random_train_slots(self.config.batch_size, self.generator)
+        return self.buffer.gather(slots)
 
     def compute_gradients(
         self, tokens: Tensor, context: Tensor, labels: Tensor
     ) -> tuple[float, float]:
         """Forward with dropout, BCE, backward, clipping; returns (loss, pre-clip grad norm)."""
-        self.optimizer.zero_grad()
+        loss = self.training_loss(self.network_inputs(tokens, context), labels)
+        self.backward(loss)
+        return loss.item(), self.optimizer.clip_grad_norm(self.config.gradient_clip)
+
+    def network_inputs(self, tokens: Tensor, context: Tensor) -> NetworkInputs:
+        """Raw buffer rows -> the network's inputs (standardised tokens and context)."""
         z, present = self.scaler.tokens(tokens)
-        context_z = self.scaler.context(context)
-        logits, _ = self.network(z, present, prior_logits(tokens), context_z, self.generator)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return NetworkInputs(z, present, prior_logits(tokens), self.scaler.context(context))
+
+    def training_loss(self, inputs: NetworkInputs, labels: Tensor) -> Tensor:
+        """Mean BCE of a forward pass with dropout on."""
+        logits, _ = self.network(*inputs, self.generator)
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def backward(self, loss: Tensor) -> None:
+        self.optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        norm = self.optimizer.clip_grad_norm(self.config.gradient_clip)
-        return loss.item(), norm.item()
 
     def apply_gradients(self) -> None:
         self.steps += 1
@@ -136,8 +152,7 @@ class FusionTrainer:
     @torch.inference_mode()
     def validation_loss(self) -> float:
         tokens, context, labels = self.buffer.gather(self.buffer.val_slots())
-        z, present = self.scaler.tokens(tokens)
-        logits, _ = self.network(z, present, prior_logits(tokens), self.scaler.context(context))
+        logits, _ = self.network(*self.network_inputs(tokens, context))
         return F.binary_cross_entropy_with_logits(logits, labels).item()
 
     def stopping_armed(self, samples_seen: int) -> bool:
@@ -185,8 +200,7 @@ class FusionTrainer:
         if self.buffer.size == 0:
             return np.full(n_models, 1.0 / n_models), math.log(n_models)
         tokens, context, _ = self.buffer.gather(self.buffer.newest_slots(window))
-        z, present = self.scaler.tokens(tokens)
-        _, attention = self.network(z, present, prior_logits(tokens), self.scaler.context(context))
+        _, attention = self.network(*self.network_inputs(tokens, context))
         rows = attention.double().cpu().numpy()
         entropy = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
         mean = rows.mean(axis=0)

@@ -9,7 +9,7 @@ import torch
 from tests.unit.fusion.helpers import Stream, feed, informative_stream, make_fusion, params
 from titan.config.fusion import FusionConfig
 from titan.fusion.inputs import prior_logits
-from titan.fusion.schedule import lr_at
+from titan.fusion.schedule import Verdict, lr_at
 
 NEVER = 10**9  # train_every that never trains: fill the buffer, then step by hand
 
@@ -120,6 +120,21 @@ def test_patience_counter_never_exceeds_patience() -> None:
         assert fusion.trainer.stopper.counter <= 7
 
 
+def test_improvement_within_delta_does_not_reset_patience() -> None:
+    """A loss must beat the best by more than early_stopping_delta to count as progress."""
+    stopper = make_fusion(early_stopping_patience=3, early_stopping_delta=0.01).trainer.stopper
+    assert stopper.observe(0.500, 100, 20) is Verdict.IMPROVED  # the first sets the baseline
+    assert stopper.observe(0.495, 101, 20) is Verdict.NO_IMPROVEMENT  # better, by < delta
+    assert (stopper.counter, stopper.best) == (1, 0.500)
+    assert stopper.observe(0.489, 102, 20) is Verdict.IMPROVED  # better by > delta
+    assert (stopper.counter, stopper.best) == (0, 0.489)
+    # a slow creep, each step below delta (and all within delta of the best), still stops
+    assert stopper.observe(0.485, 103, 20) is Verdict.NO_IMPROVEMENT
+    assert stopper.observe(0.482, 104, 20) is Verdict.NO_IMPROVEMENT
+    assert stopper.observe(0.480, 105, 20) is Verdict.TRIGGERED
+    assert stopper.best == 0.489 and stopper.paused
+
+
 # 4 + 5. LR warm-up and cosine decay -------------------------------------------------------
 
 
@@ -168,6 +183,19 @@ def test_gradient_below_the_clip_is_untouched() -> None:
     fusion = _filled(informative_stream(100), gradient_clip=1e6)
     _, pre_clip = fusion.trainer.compute_gradients(*fusion.trainer.sample_batch())
     assert _grad_norm(fusion) == pytest.approx(pre_clip, rel=1e-5)
+
+
+@pytest.mark.parametrize("norm", [0.5, 1.0 - 1e-6, 1.0 - 1e-7, 1.0, 1.0 + 1e-7, 3.0])
+def test_clipping_is_bit_identical_to_torch_near_the_threshold(norm: float) -> None:
+    """The flat clip skips its scaling ops well below max_norm: never where torch would scale."""
+    optimizer = make_fusion().trainer.optimizer
+    grad = torch.randn(optimizer.grad.numel(), generator=torch.Generator().manual_seed(1))
+    optimizer.grad.copy_(grad / torch.linalg.vector_norm(grad) * norm)
+    reference = torch.nn.Parameter(torch.zeros_like(grad))
+    reference.grad = optimizer.grad.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_([reference], 1.0)
+    assert optimizer.clip_grad_norm(1.0) == expected_norm.item()
+    assert torch.equal(optimizer.grad, reference.grad)
 
 
 # 7. chronological validation split -----------------------------------------------------------

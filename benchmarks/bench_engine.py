@@ -28,13 +28,13 @@ import numpy as np
 import structlog
 
 from benchmarks.report import machine_line, write_section
-from titan.config import TitanConfig, load_config
+from titan.config import BACKTEST_CONFIG_PATH, TitanConfig, load_config
 from titan.data.store import CandleStore, SeriesId
 from titan.engine.compose import build_engine
 from titan.engine.engine import Engine
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BACKTEST_CONFIG = Path(__file__).resolve().parents[1] / "config" / "backtest.toml"
+BACKTEST_CONFIG = BACKTEST_CONFIG_PATH
 BTC = SeriesId("binance", "BTC/USDT", "1m")
 FUTURES = (
     "BTC",

@@ -15,6 +15,7 @@ from titan.config import (
     TitanConfig,
     embedded_default_path,
     load_config,
+    shipped_config,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,13 +152,16 @@ def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
         load_config(write(tmp_path, "mode = \n"), env={})
 
 
-def test_embedded_default_is_package_data() -> None:
-    """The default ships inside the package, so an installed `titan` finds it without a checkout."""
-    shipped = resources.files("titan.config").joinpath("default.toml")
-    assert shipped.is_file() and embedded_default_path() == DEFAULT_CONFIG_PATH
-    assert shipped.read_bytes() == (ROOT / "config" / "default.toml").read_bytes()
+@pytest.mark.parametrize("name", ["default.toml", "backtest.toml"])
+def test_shipped_configs_are_package_data(name: str) -> None:
+    """The default and backtest configs ship inside the package, so an installed `titan`
+    finds them without a checkout."""
+    shipped = resources.files("titan.config").joinpath(name)
+    assert shipped.is_file() and shipped_config(name).read_bytes() == shipped.read_bytes()
+    assert shipped.read_bytes() == (ROOT / "config" / name).read_bytes()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "default.toml" in project["tool"]["setuptools"]["package-data"]["titan.config"]
+    assert name in project["tool"]["setuptools"]["package-data"]["titan.config"]
+    assert embedded_default_path() == DEFAULT_CONFIG_PATH == shipped_config("default.toml")
 
 
 def test_every_default_toml_key_is_known() -> None:

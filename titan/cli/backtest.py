@@ -18,11 +18,9 @@ from titan.cli.common import (
     setup_logging,
 )
 from titan.cli.run import _print_headline, _print_summary, report, run_engine, run_id
-from titan.config import TitanConfig
+from titan.config import BACKTEST_CONFIG_PATH, TitanConfig
 from titan.data.store import CandleStore, SeriesId
 from titan.features import WARMUP
-
-BACKTEST_CONFIG = Path(__file__).resolve().parents[2] / "config" / "backtest.toml"
 
 
 def backtest(
@@ -70,7 +68,7 @@ def backtest_command(
     """Replay stored candles through the engine from a fresh state and write a report."""
     base = parse_overrides(overrides)
     base.update(_data_overrides(store, exchange, symbol, start, end))
-    config = config or BACKTEST_CONFIG
+    config = config or BACKTEST_CONFIG_PATH
     rid = run_id()
     out_root = Path(load_or_exit(config, base).engine.reports_dir) / f"backtest-{rid}"
     runs = {"fusion": {}} if not compare else {"baseline": parse_overrides(compare), "fusion": {}}
@@ -134,7 +132,7 @@ def history_command(
     """Backtest replay of the last N hours of stored data (alias from the design documents).
 
     The replay starts early enough to fit the base models first (warm-up, not scored)."""
-    settings = load_or_exit(config or BACKTEST_CONFIG)
+    settings = load_or_exit(config or BACKTEST_CONFIG_PATH)
     series = SeriesId(settings.data.exchange, symbol, f"{interval}m")
     last = CandleStore(settings.data.store).last_ts(series)
     if last is None:
@@ -151,7 +149,7 @@ def history_command(
     }
     rid = run_id()
     state = Path("state") / "backtests" / rid / "history"
-    settings = variant(pairs, {}, state, config or BACKTEST_CONFIG)
+    settings = variant(pairs, {}, state, config or BACKTEST_CONFIG_PATH)
     setup_logging(settings)
     out_root = Path(settings.engine.reports_dir) / f"history-{rid}"
     headline = backtest(settings, "history", out_root, evaluate_from)

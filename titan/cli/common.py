@@ -22,7 +22,12 @@ console = Console()
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file (default: config/default.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML config file (default: config/default.toml; for backtest and history: "
+        "config/backtest.toml).",
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,

@@ -29,6 +29,7 @@ from titan.config.trading import TradingConfig
 from titan.config.training import TrainingConfig
 
 __all__ = [
+    "BACKTEST_CONFIG_PATH",
     "DEFAULT_CONFIG_PATH",
     "ConfigError",
     "DataConfig",
@@ -47,19 +48,26 @@ __all__ = [
     "TrainingConfig",
     "embedded_default_path",
     "load_config",
+    "shipped_config",
 ]
 
 
-def embedded_default_path() -> Path:
-    """The embedded default, shipped in the package as `titan/config/default.toml`.
+def shipped_config(name: str) -> Path:
+    """A config shipped in the package as `titan/config/<name>` (default.toml, backtest.toml).
 
-    In a source checkout that file is a link to `config/default.toml` (the one source of
-    truth); a built wheel carries a copy (package data in pyproject.toml).
+    In a source checkout that file is a link to `config/<name>` (the one source of truth);
+    a built wheel carries a copy (package data in pyproject.toml).
     """
-    return Path(str(resources.files(__name__).joinpath("default.toml"))).resolve()
+    return Path(str(resources.files(__name__).joinpath(name))).resolve()
+
+
+def embedded_default_path() -> Path:
+    """The embedded default, `config/default.toml`, as shipped in the package."""
+    return shipped_config("default.toml")
 
 
 DEFAULT_CONFIG_PATH = embedded_default_path()
+BACKTEST_CONFIG_PATH = shipped_config("backtest.toml")
 
 
 class TitanConfig(Section):

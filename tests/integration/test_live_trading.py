@@ -23,7 +23,7 @@ from titan.config.live import LiveConfig
 from titan.config.trading import TradingConfig
 from titan.data.exchange import Backoff
 from titan.engine.compose import _reconcile_hook
-from titan.engine.ledger import Ledger
+from titan.engine.ledger import ABSENT, Ledger
 from titan.engine.records import EngineParts
 from titan.ops.logging import configure_logging
 from titan.ops.secrets import Credentials, load_api_credentials
@@ -328,13 +328,19 @@ async def test_a_restart_keeps_titans_own_resting_order_and_reports_a_foreign_on
     fake: FakeExchange, frames: dict[str, pl.DataFrame], clock: Clock, tmp_path: Path
 ) -> None:
     """Titan's unfilled limit order is known from the ledger's order journal after a restart:
-    resumed, not cancelled; an order placed by hand is still an `unknown_order` (cancelled)."""
+    resumed, not cancelled; an order placed by hand is still an `unknown_order` (cancelled);
+    a journalled order whose answer was lost and that is not open on the exchange is marked
+    absent (no longer one that may rest)."""
     ledger = Ledger(tmp_path / "ledger.db")
     first = await _broker(fake, order_type="limit", limit_offset_bps=100.0)
     await _start_hook(first, ledger, clock)()
     session = Session(_trader(first), frames, clock)
     assert await session.decide(30, 0.9) == []  # rests 1% below the market, no fill
     [own] = fake.account.open_orders()
+    lost = {"client_id": "titan-lost", "order_id": "lost", "symbol": "ETH/USDT", "side": "buy"}
+    ledger.record_order(
+        {**lost, "type": "limit", "amount": 0.01, "price": 1.0, "status": "unknown", "ts": 0}
+    )
     await first.close()
     ledger.close()
     with fake.account_lock:
@@ -353,5 +359,8 @@ async def test_a_restart_keeps_titans_own_resting_order_and_reports_a_foreign_on
         assert fake.account.open_orders() == [own] and own.status == "NEW"  # kept on the book
         assert second.watched == 1  # and watched for its fills
         assert [row["client_id"] for row in restarted.orders(unfinished=True)] == [own.client_id]
+        assert {row["client_id"]: row["status"] for row in restarted.orders()}[
+            "titan-lost"
+        ] == ABSENT
     finally:
         await second.close()

@@ -22,7 +22,7 @@ from titan.engine.engine import Engine
 from titan.engine.ensemble import Ensemble
 from titan.engine.feed import ReplayFeed
 from titan.engine.history import TrainingHistory
-from titan.engine.ledger import Ledger
+from titan.engine.ledger import ABSENT, Ledger
 from titan.engine.records import EngineParts, FeedFactory, StartHook
 from titan.engine.retraining import NeuralRetraining
 from titan.features import NUM_FEATURES, FeatureBuffers
@@ -32,7 +32,7 @@ from titan.ops.secrets import CredentialsError, load_api_credentials
 from titan.trading.broker import Broker
 from titan.trading.guard import LiveTradingRefused, require_live_confirmation
 from titan.trading.live_broker import CcxtBroker, make_live_broker
-from titan.trading.reconcile import reconcile_on_start
+from titan.trading.reconcile import ReconcileResult, reconcile_on_start
 from titan.trading.sim_broker import SimBroker
 from titan.trading.sizing import target_fraction
 from titan.trading.trader import Trader
@@ -125,9 +125,19 @@ def _reconcile_hook(parts: EngineParts, broker: CcxtBroker) -> StartHook:
             prices=dict(parts.trader.marks),
             ts=parts.clock.now_ms(),
         )
+        _mark_absent_orders(parts.ledger, result)
         log.info("reconciled", result=str(result))
 
     return reconcile
+
+
+def _mark_absent_orders(ledger: Ledger, result: ReconcileResult) -> None:
+    """Journalled orders that may still rest but are not open on the exchange at start can
+    no longer rest (filled, cancelled, or never placed): stop counting them as Titan's."""
+    resting = {order.client_id for order in result.resumed}
+    for row in ledger.orders(unfinished=True):
+        if row["client_id"] not in resting:
+            ledger.update_order(str(row["client_id"]), ABSENT)
 
 
 def build_engine(config: TitanConfig, confirm_live: bool = False) -> Engine:

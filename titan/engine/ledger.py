@@ -83,8 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX orders_status ON orders (status);
     """,
 )
-# Order statuses after which an order can never rest on the exchange again.
-FINAL_ORDER_STATUSES = ("closed", "canceled", "expired", "rejected")
+# Order statuses after which an order can never rest on the exchange again; `absent`: not
+# open on the exchange at a start-up reconciliation (filled, cancelled or never placed).
+ABSENT = "absent"
+FINAL_ORDER_STATUSES = ("closed", "canceled", "expired", "rejected", ABSENT)
 
 
 @dataclass(frozen=True, slots=True)

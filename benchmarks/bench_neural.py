@@ -141,6 +141,8 @@ async def retrain_rows(quick: bool) -> list[str]:
     retrainer.submit(job)
     await asyncio.sleep(5.0)  # worker started and training
     busy = await _latencies(model, windows, seconds)
+    # The figure means something only if the worker trained throughout the measurement.
+    assert retrainer.busy, "the retrain ended before the measurement"
     retrainer.close()
     return [
         f"| {label} | {len(v)} | {np.median(v):.2f} | {np.percentile(v, 99):.2f} |"

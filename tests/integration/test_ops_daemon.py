@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,40 @@ async def test_sd_notify_ready_watchdog_stopping_in_order(tmp_path: Path) -> Non
     assert kinds.count("WATCHDOG") >= 3 and kinds.count("READY") == 1
     assert messages[0] == "READY=1\nSTATUS=online"
     assert "intervals" in messages[1] and messages[1].startswith("WATCHDOG=1\nSTATUS=")
+
+
+async def test_sigterm_notifies_stopping_at_once_then_checkpoints_the_last_interval(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM mid-run: STOPPING=1 reaches systemd while the engine is still running, the
+    engine stops early and its final checkpoint is the last interval it processed."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(tmp_path / "notify.sock"))
+    server.setblocking(False)
+    config = paced_config(tmp_path / "state")
+    engine = build_engine(config)
+    daemon = Daemon(engine, config, OpsConfig(), env={"NOTIFY_SOCKET": server.getsockname()})
+    run = asyncio.create_task(daemon.run(install_signals=True))
+    while engine.summary.intervals < 50:
+        await asyncio.sleep(0.005)
+    os.kill(os.getpid(), signal.SIGTERM)
+    messages: list[str] = []
+    deadline = asyncio.get_running_loop().time() + 10
+    while "STOPPING=1\nSTATUS=stopping" not in messages and not run.done():
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        try:
+            messages.append(server.recv(4096).decode())
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+    stopping_while_running = not run.done()
+    summary = await asyncio.wait_for(run, 30)
+    server.close()
+    assert messages == ["READY=1\nSTATUS=online", "STOPPING=1\nSTATUS=stopping"]
+    assert stopping_while_running
+    assert not summary.finished and summary.intervals < 360  # stopped early, not at the end
+    newest = max((tmp_path / "state" / "checkpoints").glob("ckpt-*"))
+    assert newest.name == f"ckpt-{summary.last_ts // 60_000:012d}"
 
 
 async def test_titan_stats_reads_the_persisted_state(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ Started before the engine runs and stopped after it returns (or fails):
 - the MQTT publisher and command subscriber, when `ops.mqtt.host` is set;
 - the Prometheus endpoint, when `ops.metrics.port` is set;
 - sd_notify: READY=1 once the engine is online, WATCHDOG=1 (with a STATUS line) every
-  half watchdog period, STOPPING=1 at shutdown.
+  half watchdog period, STOPPING=1 as soon as SIGTERM/SIGINT arrives and at shutdown.
 Shutdown publishes the retained `stopped` status (or `offline` after an error), drains
 the MQTT queue for at most `ops.mqtt.flush_timeout_s` and writes the final health file.
 """
@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import json
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -350,12 +351,23 @@ class Daemon:
         self.engine.on_interval = self._previous_hook
         log.info("ops_stopped", status=status, health_file=str(self.health.path))
 
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: tell systemd the stop has begun (STOPPING=1), then stop the
+        engine (it finishes the interval, checkpoints and returns)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop_requested)
+
+    def _stop_requested(self) -> None:
+        self.notifier.stopping("stopping")
+        self.engine.request_stop()
+
     async def run(self, install_signals: bool = True) -> RunSummary:
         status = "offline"  # after an error: like the last will (systemd restarts us)
         try:
             await self.start()
             if install_signals:
-                self.engine.install_signal_handlers()
+                self.install_signal_handlers()
             summary = await self.engine.run()
             status = "stopped"
             return summary

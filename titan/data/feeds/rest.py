@@ -1,7 +1,8 @@
 """RestFeed: closed candles by polling ccxt `fetch_ohlcv` (any ccxt exchange).
 
-Schedule (feed clock): poll `poll_delay_s` after each expected candle close; while a
-closed candle is still missing, poll again every `poll_retry_s` until the interval's
+Schedule (feed clock): poll `poll_delay_s` after each expected candle close (at once when
+that time passed unpolled while the feed was busy: a slow store write or consumer); while
+a closed candle is still missing, poll again every `poll_retry_s` until the interval's
 deadline (`assemble_grace_s` after the close), when the interval goes out with the
 symbols that arrived; after that, poll on the timeframe grid. Each poll fetches every
 closed candle after each symbol's last one (pagination covers any downtime), through
@@ -45,6 +46,7 @@ class RestFeed:
         self.clock = clock
         self.config = config
         self.start_after = start_after
+        self.polled_at = clock.now_ms()  # when the last poll (or the warm-up) started
         self.health = health or FeedHealth(self.kind, symbols, timeframe_ms(timeframe), clock)
         self.core = FeedCore(
             self.health, make_exchange, symbols, timeframe, clock, config, store, sleep=sleep
@@ -53,6 +55,7 @@ class RestFeed:
     async def __aiter__(self) -> AsyncIterator[Interval]:
         core = self.core
         try:
+            self.polled_at = self.clock.now_ms()
             await core.open()
             async for _ in core.warm_up(self.start_after):
                 while (interval := core.pop_ready()) is not None:
@@ -67,6 +70,7 @@ class RestFeed:
 
     async def _poll(self) -> AsyncIterator[Interval]:
         core = self.core
+        self.polled_at = self.clock.now_ms()
         try:
             async for _ in core.catch_up("poll"):
                 while (interval := core.pop_ready()) is not None:
@@ -81,7 +85,7 @@ class RestFeed:
         now, step = self.clock.now_ms(), self.core.step
         delay = round(self.config.poll_delay_s * 1000)
         due = self.core.oldest_missing_close()
-        if due + delay > now:
+        if self.polled_at < due + delay:  # not polled since it was due: then, or now if past
             return due + delay
         deadline = due + round(self.config.assemble_grace_s * 1000)
         if now < deadline:

@@ -42,6 +42,7 @@ VolumeMetrix (volume flow: buying pressure is bullish)::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -64,7 +65,7 @@ def _mean(*terms: FloatArray) -> FloatArray:
     return np.asarray(np.mean(np.stack(terms), axis=0))
 
 
-class RuleModel:
+class RuleModel(ABC):
     """A fixed score formula plus a logistic calibration learned from past labels."""
 
     name: str
@@ -74,9 +75,9 @@ class RuleModel:
         self.input_spec = InputSpec(self.FEATURES, lookback=1)
         self.calibrator = LogisticCalibrator(l2=l2, min_samples=min_samples)
 
+    @abstractmethod
     def score_columns(self, columns: Mapping[str, FloatArray]) -> FloatArray:
         """The score from the last timestep's feature columns, by name."""
-        raise NotImplementedError
 
     def score(self, windows: FloatArray) -> FloatArray:
         """(B,) scores in [-1, 1]; NaN where the window has a non-finite value."""

@@ -61,6 +61,19 @@ async def advance_until_resting(rig: StandIns, watch: Watch, most: int) -> list[
     return []
 
 
+async def start_live(
+    rig: StandIns, state: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any
+) -> tuple[Engine, Watch, asyncio.Task[Any]]:
+    """The live engine on the stand-ins with the fake exchange's keys, running and caught
+    up with the warm-up (engine, its interval watch, its task)."""
+    monkeypatch.setenv("TITAN_API_KEY", rig.rest.keys.api_key)
+    monkeypatch.setenv("TITAN_API_SECRET", rig.rest.keys.api_secret)
+    engine, watch = live_engine(rig, state, **settings)
+    task = asyncio.create_task(engine.run())
+    assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
+    return engine, watch, task
+
+
 async def test_live_daemon_trades_on_the_exchange_until_the_kill_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,11 +81,7 @@ async def test_live_daemon_trades_on_the_exchange_until_the_kill_file(
     async with stand_ins(
         tmp_path, rows=1800, start_index=700, seed=2, balances={"USDT": 10_000.0}
     ) as rig:
-        monkeypatch.setenv("TITAN_API_KEY", rig.rest.keys.api_key)
-        monkeypatch.setenv("TITAN_API_SECRET", rig.rest.keys.api_secret)
-        engine, watch = live_engine(rig, state)
-        task = asyncio.create_task(engine.run())
-        assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
+        engine, watch, task = await start_live(rig, state, monkeypatch)
         await advance(rig, watch, 600)
         placed = orders_on_exchange(rig)
         fills = engine.ledger.frame("fills").height
@@ -107,11 +116,9 @@ async def test_the_kill_file_cancels_a_resting_limit_order_on_the_exchange(
     async with stand_ins(
         tmp_path, rows=1800, start_index=700, seed=3, balances={"USDT": 10_000.0}
     ) as rig:
-        monkeypatch.setenv("TITAN_API_KEY", rig.rest.keys.api_key)
-        monkeypatch.setenv("TITAN_API_SECRET", rig.rest.keys.api_secret)
-        engine, watch = live_engine(rig, state, order_type="limit", limit_offset_bps=200.0)
-        task = asyncio.create_task(engine.run())
-        assert await watch.wait_for(rig.clock.now_ms() // MINUTE * MINUTE - 2 * MINUTE, 60)
+        engine, watch, task = await start_live(
+            rig, state, monkeypatch, order_type="limit", limit_offset_bps=200.0
+        )
         resting = await advance_until_resting(rig, watch, 900)
         assert resting and all(order.type == "LIMIT" for order in resting)
         before_kill = len(rig.rest.requests)

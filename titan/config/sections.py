@@ -49,6 +49,11 @@ class FeedConfig(Section):
         None, description="replay start (ISO 8601 UTC), default: first candle"
     )
     end: str | None = Field(None, description="replay end (ISO 8601 UTC), default: last candle")
+    precompute_features: bool = Field(
+        True,
+        description="replay only: compute the feature rows in one batch pass (bit-identical "
+        "to streaming); its checkpoints then continue only as a replay",
+    )
     live: LiveFeedConfig = Field(default_factory=LiveFeedConfig)
 
 

@@ -67,7 +67,13 @@ def replay_feed(config: TitanConfig) -> FeedFactory:
 
     def make(start_after: int | None) -> ReplayFeed:
         return ReplayFeed(
-            store, series, start_after=start_after, start=start, end=end, speed=config.feed.speed
+            store,
+            series,
+            start_after=start_after,
+            start=start,
+            end=end,
+            speed=config.feed.speed,
+            features=config.feed.precompute_features,
         )
 
     return make

@@ -213,12 +213,18 @@ class Engine:
         return (ts // self.step_ms) % every == 0
 
     def _ingest(self, interval: Interval) -> dict[str, float]:
+        """Feature rows (streamed, or precomputed by a replay) and training history."""
+        buffers, history = self.parts.buffers, self.parts.history
+        precomputed = interval.features
         prices = {}
-        for candle in interval.candles:
-            row = self.parts.buffers.update(
-                candle.symbol, candle.open, candle.high, candle.low, candle.close, candle.volume
-            )
-            self.parts.history.push(candle.symbol, candle.ts, row, candle.close)
+        for i, candle in enumerate(interval.candles):
+            if precomputed is None:
+                c = candle
+                row = buffers.update(c.symbol, c.open, c.high, c.low, c.close, c.volume)
+            else:
+                position, row = precomputed[i]
+                buffers.append(candle.symbol, position, row)
+            history.push(candle.symbol, candle.ts, row, candle.close)
             prices[candle.symbol] = candle.close
         return prices
 

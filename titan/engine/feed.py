@@ -1,8 +1,11 @@
 """Feeds: async iterators of `Interval`s of validated, closed candles.
 
 `ReplayFeed` replays stored candles (backtests, the paper demo) through the same
-boundary validation as live data, optionally paced at `speed` times real time.
-Live feeds (REST, websocket) produce the same `Interval`s.
+boundary validation as live data, optionally paced at `speed` times real time. With
+`features=True` it also computes every candle's feature row in one batch pass over the
+series (`titan.features.batch`, bit-identical to the streaming rows) and hands each row
+with its candle, so the engine skips the per-candle streaming indicators. Live feeds
+(REST, websocket) produce the same `Interval`s, without rows.
 """
 
 from __future__ import annotations
@@ -12,10 +15,18 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import structlog
 
 from titan.data.boundary import Boundary
-from titan.data.candle import Candle
+from titan.data.candle import Candle, Rejection
 from titan.data.store import COLUMNS, CandleStore, SeriesId
+from titan.features.batch import compute_features
+from titan.features.kernels import Array
+from titan.features.spec import NUM_FEATURES
+
+log = structlog.get_logger(__name__)
+FeatureRow = tuple[int, Array]  # (rows the symbol's buffer holds before this one, the row)
+MAX_FEATURE_TABLES_BYTES = 512 * 2**20  # above this a replay streams its features instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +35,34 @@ class Interval:
 
     `tradable` is False for candles replayed to warm up or catch up after downtime (their
     close is in the past): the engine decides and learns on them but places no orders.
+    `features`, when set, holds each candle's precomputed feature row (same order).
     """
 
     ts: int
     candles: tuple[Candle, ...]
     tradable: bool = True
+    features: tuple[FeatureRow, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Series:
+    """One symbol's admitted candles to replay and, optionally, their feature rows.
+
+    `offset` counts the admitted candles before the first replayed one (a resumed replay
+    computes its features from the series' origin, as the uninterrupted run did)."""
+
+    symbol: str
+    candles: np.ndarray  # (n, 6): timestamp, open, high, low, close, volume
+    table: Array | None = None
+    offset: int = 0
 
 
 class ReplayFeed:
-    """Stored candles of several symbols, merged by open time, validated, optionally paced."""
+    """Stored candles of several symbols, merged by open time, validated, optionally paced.
+
+    Every candle is validated when the feed is made (rejections and gaps are logged then);
+    with `features=True` the rows are computed from `start` (the replay's origin) even when
+    resuming after `start_after`, so they continue the checkpointed buffers exactly."""
 
     def __init__(
         self,
@@ -44,6 +74,7 @@ class ReplayFeed:
         end: int | None = None,
         speed: float = 0.0,
         yield_every: int = 256,
+        features: bool = False,
     ) -> None:
         self.series = list(series)
         self.timeframe_ms = series[0].timeframe_ms
@@ -51,7 +82,35 @@ class ReplayFeed:
         self.yield_every = yield_every
         self.boundary = Boundary(self.timeframe_ms, [s.symbol for s in series])
         first = start if start_after is None else max(start or 0, start_after + 1)
-        self._arrays = [store.read(s, first, end).select(COLUMNS).to_numpy() for s in series]
+        origin = start if features else first
+        frames = [store.read(s, origin, end).select(COLUMNS).to_numpy() for s in series]
+        if features and sum(len(f) for f in frames) * NUM_FEATURES * 8 > MAX_FEATURE_TABLES_BYTES:
+            log.info("replay_features_streamed", reason="too_many_candles")
+            features = False
+        symbols = [s.symbol for s in series]
+        self._series = [
+            self._load(symbol, frame, first, features)
+            for symbol, frame in zip(symbols, frames, strict=True)
+        ]
+
+    def _load(self, symbol: str, frame: np.ndarray, first: int | None, features: bool) -> _Series:
+        """Admit the candles (quietly those before `first`: replayed and logged before)."""
+        replayed = np.ones(len(frame), bool) if first is None else frame[:, 0] >= first
+        logged = replayed.tolist()
+        kept = np.array(
+            [self._admit(symbol, row, logged[i]) for i, row in enumerate(frame.tolist())],
+            dtype=bool,
+        )
+        admitted, replayed = frame[kept], replayed[kept]
+        table = compute_features(*admitted[:, 1:].T) if features else None
+        offset = int(np.count_nonzero(~replayed))
+        return _Series(symbol, admitted[offset:], table, offset)
+
+    def _admit(self, symbol: str, values: list[float], logged: bool) -> bool:
+        candle = Candle(symbol, int(values[0]), *values[1:6])
+        if logged:
+            return self.boundary.admit(candle) is not None
+        return not isinstance(self.boundary.validator.accept(candle), Rejection)
 
     @property
     def total(self) -> int:
@@ -59,33 +118,42 @@ class ReplayFeed:
         return len(self._timestamps())
 
     def _timestamps(self) -> np.ndarray:
-        stamps = [array[:, 0] for array in self._arrays if len(array)]
+        stamps = [s.candles[:, 0] for s in self._series if len(s.candles)]
         return (
             np.unique(np.concatenate(stamps)).astype(np.int64) if stamps else np.empty(0, np.int64)
         )
 
     async def __aiter__(self) -> AsyncIterator[Interval]:
-        cursors = [0] * len(self._arrays)
+        cursors = [0] * len(self._series)
+        with_rows = all(s.table is not None for s in self._series)
         pause = self.timeframe_ms / 1000 / self.speed if self.speed > 0 else 0.0
         for count, ts in enumerate(self._timestamps().tolist()):
-            candles = tuple(self._candles_at(ts, cursors))
-            if candles:
-                yield Interval(ts, candles)
+            at = [(self._series[i], row) for i, row in self._rows_at(ts, cursors)]
+            candles = tuple(_candle(series, row) for series, row in at)
+            rows = tuple(_feature_row(series, row) for series, row in at) if with_rows else None
+            yield Interval(ts, candles, features=rows)
             if pause:
                 await asyncio.sleep(pause)
             elif count % self.yield_every == 0:
                 await asyncio.sleep(0)  # let signal handlers and publishers run
 
-    def _candles_at(self, ts: int, cursors: list[int]) -> list[Candle]:
+    def _rows_at(self, ts: int, cursors: list[int]) -> list[tuple[int, int]]:
+        """(series index, row) of every series with a candle at `ts`; advances the cursors."""
         found = []
-        for i, array in enumerate(self._arrays):
+        for i, series in enumerate(self._series):
             row = cursors[i]
-            if row < len(array) and array[row, 0] == ts:
+            if row < len(series.candles) and series.candles[row, 0] == ts:
                 cursors[i] = row + 1
-                values = array[row].tolist()
-                candle = self.boundary.admit(
-                    Candle(self.series[i].symbol, int(values[0]), *values[1:6])
-                )
-                if candle is not None:
-                    found.append(candle)
+                found.append((i, row))
         return found
+
+
+def _candle(series: _Series, row: int) -> Candle:
+    values = series.candles[row].tolist()
+    return Candle(series.symbol, int(values[0]), *values[1:6])
+
+
+def _feature_row(series: _Series, row: int) -> FeatureRow:
+    assert series.table is not None
+    position = series.offset + row
+    return position, series.table[position]

@@ -2,8 +2,10 @@
 
 :class:`FeatureBuffers` keeps, per symbol, the streaming indicator state and a numpy
 ring of the last ``buffer_size`` feature rows: memory is fixed per symbol however many
-candles go through. ``window(s)`` hand out model input windows, oldest row first;
-``state_dict``/``load_state_dict`` checkpoint and restore everything exactly.
+candles go through. ``update`` computes a candle's row incrementally; ``append`` takes a
+row a replay computed in batch (the streaming state then stops: see `_SymbolBuffer`).
+``window(s)`` hand out model input windows, oldest row first; ``state_dict`` /
+``load_state_dict`` checkpoint and restore everything exactly.
 """
 
 from __future__ import annotations
@@ -22,24 +24,40 @@ STATE_VERSION = 1
 
 
 class _SymbolBuffer:
-    """One symbol: streaming state plus the ring of its latest feature rows."""
+    """One symbol: streaming state plus the ring of its latest feature rows.
 
-    __slots__ = ("features", "rows")
+    `streaming` is False once a precomputed row was appended: the indicator state then
+    lags the rows, so the buffer takes only precomputed rows from then on."""
+
+    __slots__ = ("count", "features", "rows", "streaming")
 
     def __init__(self, buffer_size: int) -> None:
         self.features = StreamingFeatures()
         self.rows: Array = np.full((buffer_size, NUM_FEATURES), np.nan)
+        self.count = 0
+        self.streaming = True
 
     def push(self, open_: float, high: float, low: float, close: float, volume: float) -> Array:
-        row = self.features.update(open_, high, low, close, volume)
-        slot = (self.features.count - 1) % self.rows.shape[0]
-        self.rows[slot] = row
-        copy: Array = self.rows[slot].copy()
+        if not self.streaming:
+            raise ValueError(
+                "this symbol's feature rows were precomputed by a replay, so its streaming "
+                "indicator state was not kept: continue it with a replay (or a fresh state)"
+            )
+        self._store(self.features.update(open_, high, low, close, volume))
+        copy: Array = self.rows[(self.count - 1) % self.rows.shape[0]].copy()
         return copy
+
+    def append(self, row: Array) -> None:
+        self.streaming = False
+        self._store(row)
+
+    def _store(self, row: Array | list[float]) -> None:
+        self.rows[self.count % self.rows.shape[0]] = row
+        self.count += 1
 
     def latest(self, n: int, out: Array) -> None:
         """Write the latest ``n`` rows, oldest first, into ``out`` (shape (n, 40))."""
-        size, end = self.rows.shape[0], self.features.count % self.rows.shape[0]
+        size, end = self.rows.shape[0], self.count % self.rows.shape[0]
         start = end - n
         if start >= 0:
             out[:] = self.rows[start:end]
@@ -81,10 +99,24 @@ class FeatureBuffers:
             buffer = self._symbols[symbol] = _SymbolBuffer(self._buffer_size)
         return buffer.push(float(open_), float(high), float(low), float(close), float(volume))
 
+    def append(self, symbol: str, position: int, row: Array) -> None:
+        """Take a precomputed feature row (batch path, bit-identical to ``update``) as the
+        row of ``symbol``'s next candle. ``position`` (rows held before it) guards against
+        rows computed from another origin than the buffer's."""
+        buffer = self._symbols.get(symbol)
+        if buffer is None:
+            buffer = self._symbols[symbol] = _SymbolBuffer(self._buffer_size)
+        if position != buffer.count:
+            raise ValueError(
+                f"precomputed row {position} of {symbol!r} does not follow the buffer's "
+                f"{buffer.count} rows (computed from another start?)"
+            )
+        buffer.append(row)
+
     def count(self, symbol: str) -> int:
         """Candles seen for ``symbol`` (0 if never updated)."""
         buffer = self._symbols.get(symbol)
-        return buffer.features.count if buffer is not None else 0
+        return buffer.count if buffer is not None else 0
 
     def is_warm(self, symbol: str, n: int | None = None) -> bool:
         """True when the latest ``n`` rows (default: ``default_window``) are all fully defined."""
@@ -117,7 +149,12 @@ class FeatureBuffers:
             "buffer_size": self._buffer_size,
             "features": list(FEATURE_NAMES),
             "symbols": {
-                symbol: {"state": buf.features.state_dict(), "rows": buf.rows.copy()}
+                symbol: {
+                    "state": buf.features.state_dict(),
+                    "rows": buf.rows.copy(),
+                    "count": buf.count,
+                    "streaming": buf.streaming,
+                }
                 for symbol, buf in self._symbols.items()
             },
         }
@@ -130,6 +167,8 @@ class FeatureBuffers:
             buffer = _SymbolBuffer(self._buffer_size)
             buffer.features.load_state_dict(saved["state"])
             buffer.rows[:] = np.asarray(saved["rows"], dtype=np.float64)
+            buffer.count = int(saved.get("count", buffer.features.count))
+            buffer.streaming = bool(saved.get("streaming", True))
             symbols[symbol] = buffer
         self._symbols = symbols
 
@@ -143,8 +182,8 @@ class FeatureBuffers:
         buffer = self._symbols.get(symbol)
         if buffer is None:
             raise KeyError(f"no candles for symbol {symbol!r}")
-        if buffer.features.count < n:
-            raise ValueError(f"{symbol!r} has {buffer.features.count} rows, window needs {n}")
+        if buffer.count < n:
+            raise ValueError(f"{symbol!r} has {buffer.count} rows, window needs {n}")
         return buffer
 
 

@@ -108,3 +108,45 @@ def test_window_errors_name_the_problem(candles: Candles) -> None:
 def test_config_rejects_a_window_longer_than_the_buffer() -> None:
     with pytest.raises(ValueError, match="window"):
         FeaturesConfig(buffer_size=64, window=65)
+
+
+def test_appended_precomputed_rows_give_the_streamed_windows(candles: Candles) -> None:
+    table = compute_features(*candles)
+    streamed, appended = FeatureBuffers(), FeatureBuffers()
+    _feed(streamed, "BTC", candles, 0, 600)
+    for i in range(600):
+        appended.append("BTC", i, table[i])
+    assert appended.count("BTC") == 600 and appended.is_warm("BTC")
+    np.testing.assert_array_equal(appended.window("BTC"), streamed.window("BTC"))
+
+
+def test_streamed_rows_may_continue_with_precomputed_ones(candles: Candles) -> None:
+    table = compute_features(*candles)
+    buffers = FeatureBuffers()
+    _feed(buffers, "BTC", candles, 0, 300)
+    for i in range(300, 600):
+        buffers.append("BTC", i, table[i])
+    np.testing.assert_array_equal(buffers.window("BTC", 300), table[300:600])
+
+
+def test_a_precomputed_row_must_follow_the_buffer(candles: Candles) -> None:
+    table = compute_features(*candles)
+    buffers = FeatureBuffers()
+    _feed(buffers, "BTC", candles, 0, 10)
+    with pytest.raises(ValueError, match="does not follow"):
+        buffers.append("BTC", 11, table[11])
+
+
+def test_no_streaming_after_precomputed_rows_even_across_a_checkpoint(candles: Candles) -> None:
+    table = compute_features(*candles)
+    buffers = FeatureBuffers()
+    for i in range(100):
+        buffers.append("BTC", i, table[i])
+    restored = FeatureBuffers()
+    restored.load_state_dict(pickle.loads(pickle.dumps(buffers.state_dict())))
+    assert restored.count("BTC") == 100
+    for resumed in (buffers, restored):
+        with pytest.raises(ValueError, match="precomputed"):
+            resumed.update("BTC", *(float(x[100]) for x in candles))
+    restored.append("BTC", 100, table[100])
+    np.testing.assert_array_equal(restored.window("BTC", 101), table[:101])

@@ -15,11 +15,14 @@ use `max_batch = 1`, so every decision is made and traded at its own candle.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -72,6 +75,10 @@ class Engine:
         self.models_fitted = False
         self._checkpoint_requested = False
         self.kill_file = Path(parts.config.runtime.state_dir) / parts.config.engine.kill_file
+        self._kill_path = str(self.kill_file)
+        self._sim_clock = parts.clock if isinstance(parts.clock, SimClock) else None
+        self._log: Any = log  # bound once per flush, with which levels it emits
+        self._debug = self._info = True
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,7 +139,7 @@ class Engine:
     async def _until_stopped(self, feed: AsyncIterable[Interval]) -> AsyncIterator[Interval]:
         """The feed's intervals until a stop is requested. A replay is checked between
         intervals; a live feed's wait for the next candle is interrupted at once."""
-        if isinstance(self.parts.clock, SimClock):
+        if self._sim_clock is not None:  # a replay
             async for interval in feed:
                 yield interval
                 if self._stop:
@@ -181,12 +188,13 @@ class Engine:
         this candle are learned (they train the fusion for the next interval), so training
         never delays a decision."""
         self._received = time.perf_counter()
-        if isinstance(self.parts.clock, SimClock):
-            self.parts.clock.advance_to(interval.ts + self.step_ms)
+        if self._sim_clock is not None:
+            self._sim_clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
-        if self.kill_file.exists():  # before this interval can trade
+        if os.path.exists(self._kill_path):  # before this interval can trade
             await self.kill("kill_file")
-        await self._swap_retrained()
+        if self.parts.retraining is not None:
+            await self._swap_retrained()
         if self._refit_due(interval.ts):
             await self._refit()
         self._queue_decision(interval.ts, prices, interval.tradable)
@@ -283,6 +291,7 @@ class Engine:
     async def flush(self) -> None:
         """Evaluate queued decisions in one batch, trade them, then write everything in order."""
         if self._ops:
+            self._bind_log()
             jobs = [op for op in self._ops if isinstance(op, DecisionJob)]
             decisions = self._decide(jobs)
             writes = Writes()
@@ -329,15 +338,16 @@ class Engine:
             )
             self._log_orders()
             traded |= self._collect_fills(fills, writes)
-            log.debug(
-                "decision",
-                symbol=decision.symbol,
-                ts=decision.ts,
-                prob_up=decision.prob_up,
-                baseline=decision.baseline,
-                fused=decision.fused,
-                action=decision.action,
-            )
+            if self._debug:
+                self._log.debug(
+                    "decision",
+                    symbol=decision.symbol,
+                    ts=decision.ts,
+                    prob_up=decision.prob_up,
+                    baseline=decision.baseline,
+                    fused=decision.fused,
+                    action=decision.action,
+                )
         row = self._equity_row(job.ts, job.prices, with_state=traded)
         writes.equity.append(row)
         self._log_interval(job.ts, decisions, row)
@@ -349,8 +359,11 @@ class Engine:
         for (_, entry), prediction_id in zip(writes.predictions, ids, strict=True):
             entry.id = prediction_id
         self.ledger.resolve_many([(r.entry.id, r.outcome, r.close) for r in writes.resolutions])
-        for r in writes.resolutions:
-            log.debug("outcome_resolved", symbol=r.entry.symbol, ts=r.entry.ts, outcome=r.outcome)
+        if self._debug:
+            for r in writes.resolutions:
+                self._log.debug(
+                    "outcome_resolved", symbol=r.entry.symbol, ts=r.entry.ts, outcome=r.outcome
+                )
         self.ledger.add_fills(writes.fills)
         self.ledger.add_equity(writes.equity)
         self.ledger.set_progress(writes.progress)
@@ -374,9 +387,9 @@ class Engine:
             [r.entry.inputs for r in learned if r.entry.inputs is not None],
             [r.outcome for r in learned],
         )
-        if learned:
+        if learned and self._debug:
             fusion = self.ensemble.fusion
-            log.debug(
+            self._log.debug(
                 "fusion_update",
                 outcomes=len(learned),
                 samples_seen=fusion.samples_seen,
@@ -407,6 +420,8 @@ class Engine:
                 log.info("order", reasons=list(report.reasons), **order.to_dict())
 
     def _collect_fills(self, fills: Sequence[Fill], writes: Writes) -> bool:
+        if not fills:
+            return False
         report = self.trader.last_report
         reason = ",".join(report.reasons) if report is not None and report.reasons else None
         for fill in fills:
@@ -427,11 +442,19 @@ class Engine:
         exposure = book.gross_exposure(marks) / equity if equity > 0 else 0.0
         return EquityRow(ts, equity, book.cash, exposure)
 
+    def _bind_log(self) -> None:
+        """Bind the logger once per flush and note which levels it emits, so that events
+        no one receives cost neither a proxy lookup nor their fields."""
+        self._log = log.bind()
+        enabled = getattr(self._log, "is_enabled_for", None)
+        self._debug = enabled is None or bool(enabled(logging.DEBUG))
+        self._info = enabled is None or bool(enabled(logging.INFO))
+
     def _log_interval(self, ts: int, decisions: Sequence[Decision], equity: EquityRow) -> None:
         """One `interval` event per interval (every `log_every`-th), decisions summarised."""
-        if (ts // self.step_ms) % self.config.engine.log_every == 0:
+        if self._info and (ts // self.step_ms) % self.config.engine.log_every == 0:
             summary = {d.symbol: {"p": round(d.prob_up, 5), "action": d.action} for d in decisions}
-            log.info("interval", ts=ts, equity=round(equity.equity, 4), decisions=summary)
+            self._log.info("interval", ts=ts, equity=round(equity.equity, 4), decisions=summary)
 
     async def _flatten(self, ts: int) -> None:
         prices = dict(self.trader.marks)

@@ -24,11 +24,11 @@ from titan.fusion.inputs import (
     RowEncoder,
     check_shapes,
     finite_f32,
-    prior_logits,
+    prior_logit_array,
     simple_average,
     token_features,
 )
-from titan.fusion.network import FusionNetwork
+from titan.fusion.network import FusionNetwork, key_bias_array
 from titan.fusion.scaling import Standardiser
 from titan.fusion.trainer import NEVER, FusionTrainer
 from titan.models.base import ModelOutput
@@ -204,11 +204,12 @@ class TransformerFusion:
         tokens = _pad(self._tokens(prob, confidence, extras), MIN_ROWS)
         z, present = self.scaler.token_arrays(tokens)
         ctx = self.scaler.context_array(_pad(self._context_array(context, rows), MIN_ROWS))
-        raw = self._tensor(tokens)
-        logits, attention = self.network(
+        # The key bias and prior logits in numpy (exact values, fewer torch calls); the
+        # module call skipped (no hooks): the same ops as `self.network(...)`.
+        logits, attention = self.network.forward_masked(
             self._tensor(z),
-            self._tensor(present),
-            prior_logits(raw),
+            self._tensor(key_bias_array(present, self.network.n_fixed)),
+            self._tensor(prior_logit_array(tokens)),
             None if ctx is None else self._tensor(ctx),
         )
         logit = logits[:rows].cpu().numpy().astype(np.float64)

@@ -53,6 +53,12 @@ def prior_logits(tokens: Tensor) -> Tensor:
     return torch.nan_to_num(tokens[..., 1], nan=0.0)
 
 
+def prior_logit_array(tokens: F32) -> F32:
+    """`prior_logits` for numpy raw (B, M, F) tokens, the same values."""
+    logit = tokens[..., 1]
+    return np.where(logit == logit, logit, np.float32(0.0))
+
+
 def finite_f32(values: F64) -> F32:
     """float32 copy with every non-finite value (NaN, +-inf, float32 overflow) set to NaN."""
     return np.where(np.abs(values) <= F32_MAX, values, np.nan).astype(np.float32)

@@ -80,6 +80,14 @@ class TransformerFusionLayer(nn.Module):
         in (B, T, heads, head_dim) layout, where the reduced dimensions are contiguous:
         cheaper than matmuls over a handful of tokens, and exact whatever the batch size.
         """
+        batch, _, width = h.shape
+        attn, v = self.first_attention(h, key_bias)
+        context = (attn.unsqueeze(-1) * v).sum(dim=1).reshape(batch, width)
+        return self._finish(h[:, 0], context, generator), attn
+
+    def first_attention(self, h: Tensor, key_bias: Tensor) -> tuple[Tensor, Tensor]:
+        """The first token's attention (B, T, heads) and the values (B, T, heads, head_dim):
+        the part of `forward_first` before the attention is applied."""
         batch, n_tok, width = h.shape
         a = layer_norm(self.norm1, h)
         # Row blocks query | key, value. `split`/`unbind` (not slicing) so that backward
@@ -90,9 +98,7 @@ class TransformerFusionLayer(nn.Module):
         kv = F.linear(a, weight_kv, bias_kv).view(batch, n_tok, 2, self.num_heads, self.head_dim)
         k, v = kv.unbind(2)  # each (B, T, heads, head_dim)
         scores = (q.view(batch, 1, self.num_heads, self.head_dim) * k).sum(dim=-1)
-        attn = torch.softmax(scores + key_bias[:, :, None], dim=1)
-        context = (attn.unsqueeze(-1) * v).sum(dim=1).reshape(batch, width)
-        return self._finish(h[:, 0], context, generator), attn
+        return torch.softmax(scores + key_bias[:, :, None], dim=1), v
 
     def _project(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, T, W) -> queries, keys and values, each (B, heads, T, head_dim)."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from typing import cast
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,6 +29,14 @@ from titan.config.fusion import FusionConfig
 from titan.fusion.layer import TransformerFusionLayer, dropout, layer_norm, linear
 
 EMBED_INIT_STD = 0.02
+
+
+def key_bias_array(present: npt.NDArray[np.bool_], n_fixed: int) -> npt.NDArray[np.float32]:
+    """`FusionNetwork.key_bias` for a numpy (B, M) present mask: the same values, without
+    torch's per-call cost (inference)."""
+    bias = np.zeros((present.shape[0], n_fixed + present.shape[1]), dtype=np.float32)
+    bias[:, n_fixed:] = np.where(present, np.float32(0.0), np.float32(-np.inf))
+    return bias
 
 
 class FusionNetwork(nn.Module):
@@ -64,19 +74,57 @@ class FusionNetwork(nn.Module):
         last-layer attention over the model tokens, averaged over heads and renormalised to
         sum to 1 over the present models (the context token's share is left out).
         """
-        h = dropout(self._embed(tokens, context), self.dropout_p, generator)
-        key_bias = F.pad(torch.where(present, 0.0, -math.inf), (self.n_fixed, 0))
-        *inner, last = self._blocks()
-        for layer in inner:
-            h, _ = layer(h, key_bias, generator)
+        return self.forward_masked(tokens, self.key_bias(present), prior, context, generator)
+
+    def forward_masked(
+        self,
+        tokens: Tensor,
+        key_bias: Tensor,
+        prior: Tensor,
+        context: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """`forward` with the key mask given as `key_bias` (B, T) (see `key_bias`)."""
+        h, last = self._last_layer_input(tokens, key_bias, context, generator)
         decision, attn = last.forward_first(h, key_bias, generator)
         # Head as multiply-and-sum: a one-column matmul takes BLAS paths whose rounding
         # depends on the batch size.
         correction = (layer_norm(self.norm, decision) * self.head.weight.view(-1)).sum(dim=-1)
-        weights = attn[:, self.n_fixed :].mean(dim=-1)
-        weights = weights / weights.sum(dim=1, keepdim=True)
+        weights = self._model_weights(attn)
         consensus = (weights * prior).sum(dim=-1)
         return consensus + correction + self.head.bias, weights
+
+    def attention(self, tokens: Tensor, present: Tensor, context: Tensor | None) -> Tensor:
+        """The attention `forward` returns without dropout (B, M), bit for bit, without the
+        rest of the last layer and the head."""
+        key_bias = self.key_bias(present)
+        h, last = self._last_layer_input(tokens, key_bias, context, None)
+        return self._model_weights(last.first_attention(h, key_bias)[0])
+
+    def key_bias(self, present: Tensor) -> Tensor:
+        """(B, M) present mask -> (B, T) additive attention bias: 0 to attend, -inf masked;
+        the decision and context tokens are always visible."""
+        return F.pad(torch.where(present, 0.0, -math.inf), (self.n_fixed, 0))
+
+    def _last_layer_input(
+        self,
+        tokens: Tensor,
+        key_bias: Tensor,
+        context: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, TransformerFusionLayer]:
+        """The token states entering the last layer, and that layer."""
+        h = dropout(self._embed(tokens, context), self.dropout_p, generator)
+        *inner, last = self._blocks()
+        for layer in inner:
+            h, _ = layer(h, key_bias, generator)
+        return h, last
+
+    def _model_weights(self, attn: Tensor) -> Tensor:
+        """Last-layer attention (B, T, heads) -> per-model weights (B, M), heads averaged,
+        renormalised over the models."""
+        weights = attn[:, self.n_fixed :].mean(dim=-1)
+        return weights / weights.sum(dim=1, keepdim=True)
 
     def _blocks(self) -> list[TransformerFusionLayer]:
         return [cast(TransformerFusionLayer, layer) for layer in self.layers]

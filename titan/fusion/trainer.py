@@ -34,6 +34,8 @@ LOSS_EMA = 0.05  # weight of the newest mini-batch in the reported train loss
 SCALER_REFIT_EVERY = 64  # steps between refits of the input standardiser
 NEVER = sys.maxsize
 
+Batch = tuple[Tensor, Tensor, Tensor]  # raw tokens (B, M, F), context (B, C), labels (B,)
+
 
 class NetworkInputs(NamedTuple):
     """`FusionNetwork.forward`'s inputs, in its argument order."""
@@ -118,7 +120,7 @@ class FusionTrainer:
         if self.steps % SCALER_REFIT_EVERY == 0:
             self.scaler.fit(*self.buffer.train_region())
 
-    def sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+    def sample_batch(self) -> Batch:
         """A mini-batch of raw samples drawn from the (older) training region only."""
         slots = self.buffer.random_train_slots(self.config.batch_size, self.generator)
         return self.buffer.gather(slots)
@@ -150,10 +152,15 @@ class FusionTrainer:
         self.optimizer.step(lr_at(self.steps, self.config), self.steps)
 
     @torch.inference_mode()
-    def validation_loss(self) -> float:
-        tokens, context, labels = self.buffer.gather(self.buffer.val_slots())
+    def validation_loss(self, batch: Batch | None = None) -> float:
+        """BCE of the network on the validation samples (`batch`: them, already gathered)."""
+        tokens, context, labels = self.validation_batch() if batch is None else batch
         logits, _ = self.network(*self.network_inputs(tokens, context))
         return F.binary_cross_entropy_with_logits(logits, labels).item()
+
+    def validation_batch(self) -> Batch:
+        """Raw tokens, context and labels of the validation region."""
+        return self.buffer.gather(self.buffer.val_slots())
 
     def stopping_armed(self, samples_seen: int) -> bool:
         """Early stopping judges only once the fusion decides (min_samples) on a val batch."""
@@ -166,8 +173,9 @@ class FusionTrainer:
         return self.val_loss < self.average_val_loss
 
     @torch.inference_mode()
-    def average_validation_loss(self) -> float:
-        tokens, _, labels = self.buffer.gather(self.buffer.val_slots())
+    def average_validation_loss(self, batch: Batch | None = None) -> float:
+        """BCE of the models' simple average on the validation samples."""
+        tokens, _, labels = self.validation_batch() if batch is None else batch
         prob = tokens[..., 0].double() + 0.5  # raw prob_up - 0.5, NaN where missing
         present = ~torch.isnan(prob)
         mean = torch.where(present, prob, 0.0).sum(1) / present.sum(1).clamp_min(1)
@@ -175,8 +183,9 @@ class FusionTrainer:
         return F.binary_cross_entropy(mean, labels.double()).item()
 
     def validate(self, samples_seen: int) -> None:
-        self.val_loss = self.validation_loss()
-        self.average_val_loss = self.average_validation_loss()
+        batch = self.validation_batch()
+        self.val_loss = self.validation_loss(batch)
+        self.average_val_loss = self.average_validation_loss(batch)
         if not self.stopping_armed(samples_seen):
             return
         verdict = self.stopper.observe(self.val_loss, samples_seen, self.buffer.n_val)
@@ -200,7 +209,8 @@ class FusionTrainer:
         if self.buffer.size == 0:
             return np.full(n_models, 1.0 / n_models), math.log(n_models)
         tokens, context, _ = self.buffer.gather(self.buffer.newest_slots(window))
-        _, attention = self.network(*self.network_inputs(tokens, context))
+        z, present = self.scaler.tokens(tokens)
+        attention = self.network.attention(z, present, self.scaler.context(context))
         rows = attention.double().cpu().numpy()
         entropy = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
         mean = rows.mean(axis=0)

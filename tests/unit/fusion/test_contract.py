@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tests.unit.fusion.helpers import feed, informative_stream, make_fusion
+from tests.unit.fusion.helpers import feed, informative_stream, make_fusion, rich_stream
 from titan.config.fusion import FusionConfig
+from titan.fusion import TransformerFusion
+from titan.fusion.fusion import ATTENTION_WINDOW
 
 SPEC_STATS = {
     "samples_trained",
@@ -63,6 +65,45 @@ def test_attention_weights_are_per_model_and_sum_to_one() -> None:
     fusion.forward(stream.outputs(0))
     last = fusion.get_last_attention_weights()
     assert sum(last.values()) == pytest.approx(1.0, abs=1e-6) and last != weights
+
+
+def _fresh_attention_summary(fusion: TransformerFusion) -> tuple[list[float], float]:
+    """Mean attention and entropy over the newest buffered samples, from a full forward."""
+    buffer, trainer = fusion.buffer, fusion.trainer
+    tokens, context, _ = buffer.gather(buffer.newest_slots(ATTENTION_WINDOW))
+    with torch.inference_mode():
+        _, attention = fusion.network(*trainer.network_inputs(tokens, context))
+    rows = attention.double().numpy()
+    entropy = -(rows * np.log(np.where(rows > 0, rows, 1.0))).sum(axis=1)
+    mean = rows.mean(axis=0)
+    return (mean / mean.sum()).tolist(), float(entropy.mean())
+
+
+def _assert_stats_are_fresh(fusion: TransformerFusion) -> None:
+    weights, entropy = _fresh_attention_summary(fusion)
+    for _ in range(2):  # computed, then cached
+        assert list(fusion.get_attention_weights().values()) == weights
+        assert fusion.get_training_stats()["avg_attention_entropy"] == entropy
+
+
+def test_stats_equal_freshly_computed_values_after_every_kind_of_update() -> None:
+    stream = rich_stream(900)
+    fusion = make_fusion(stream, min_samples=50, train_every=16, val_every=1, buffer_size=400)
+    trainer = fusion.trainer
+    feed(fusion, stream.rows(0, 300))
+    _assert_stats_are_fresh(fusion)
+    steps, until = trainer.steps, fusion.updates_until_change()
+    assert until > 2
+    feed(fusion, stream.rows(300, 299 + until))  # new samples, no training step
+    assert trainer.steps == steps
+    _assert_stats_are_fresh(fusion)
+    feed(fusion, stream.rows(299 + until, 300 + until))  # a training step and a validation
+    assert trainer.steps == steps + 1 and not trainer.stopper.paused
+    assert trainer.val_loss == trainer.validation_loss()
+    assert trainer.average_val_loss == trainer.average_validation_loss()
+    _assert_stats_are_fresh(fusion)
+    feed(fusion, stream.rows(300 + until, 900))  # the window wraps around the ring
+    _assert_stats_are_fresh(fusion)
 
 
 @pytest.fixture(scope="module")

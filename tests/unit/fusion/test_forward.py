@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.unit.fusion.helpers import feed, informative_stream, make_fusion, rich_stream
-from titan.fusion import TransformerFusionLayer
+from titan.config.fusion import FusionConfig
+from titan.fusion import FusionNetwork, TransformerFusionLayer
 from titan.models.base import MISSING, ModelOutput
 
 
@@ -156,6 +157,24 @@ def test_layer_attention_is_a_masked_distribution() -> None:
     torch.testing.assert_close(first_attn, attn[:, :, 0].transpose(1, 2))  # (B, T, heads)
     gen = torch.Generator().manual_seed(1)
     assert not torch.equal(layer(h, key_bias, gen)[0], out)  # dropout only with a generator
+
+
+@pytest.mark.parametrize(("num_layers", "n_context"), [(1, 3), (2, 3), (2, 0)])
+def test_attention_only_pass_equals_the_forward_attention_bit_for_bit(
+    num_layers: int, n_context: int
+) -> None:
+    torch.manual_seed(num_layers)
+    network = FusionNetwork(FusionConfig(num_layers=num_layers), 4, 3, n_context)
+    torch.nn.init.normal_(network.head.weight)  # a trained-like head: the logits matter
+    tokens = torch.randn(37, 4, 3)
+    present = torch.rand(37, 4) > 0.3
+    present[:, 0] = True
+    prior = torch.randn(37, 4)
+    context = torch.randn(37, 2 * n_context) if n_context else None
+    with torch.inference_mode():
+        _, expected = network(tokens, present, prior, context)
+        got = network.attention(tokens, present, context)
+    assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize("n_models", [1, 2, 7])

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import torch
 
-from titan.fusion.inputs import simple_average, token_features
+from titan.config.fusion import FusionConfig
+from titan.fusion.inputs import prior_logit_array, prior_logits, simple_average, token_features
+from titan.fusion.network import FusionNetwork, key_bias_array
 from titan.fusion.scaling import Z_CLIP, Standardiser
 
 
@@ -45,3 +47,18 @@ def test_numpy_inference_standardisation_equals_the_torch_one_bit_for_bit() -> N
     np.testing.assert_array_equal(ctx_t.numpy(), ctx_a)
     assert np.abs(z_a).max() <= Z_CLIP and not np.isnan(z_a).any()
     assert abs(float(np.nanmean(z_a[:300, :, 1]))) < 0.05  # standardised on the fitted part
+
+
+def test_numpy_key_bias_and_prior_logits_equal_the_torch_ones() -> None:
+    rng = np.random.default_rng(1)
+    tokens = rng.normal(0.0, 3.0, (50, 4, 3)).astype(np.float32)
+    tokens[rng.random((50, 4)) < 0.3] = np.nan  # missing models
+    present = tokens[..., 0] == tokens[..., 0]
+    for n_context in (0, 3):
+        network = FusionNetwork(FusionConfig(), 4, 3, n_context)
+        expected = network.key_bias(torch.from_numpy(present)).numpy()
+        got = key_bias_array(present, network.n_fixed)
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    expected = prior_logits(torch.from_numpy(tokens)).numpy()
+    got = prior_logit_array(tokens)
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()

@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import structlog
 
-from titan.data.candle import Candle, CandleValidator, Gap, Rejection, parse_candle
+from titan.data.candle import (
+    Candle,
+    CandleValidator,
+    Gap,
+    Rejection,
+    parse_candle,
+    surely_valid,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +45,40 @@ class Boundary:
             candle = self.admit_row(symbol, row)
             if candle is not None:
                 yield candle
+
+    def admit_array(
+        self, symbol: str, rows: np.ndarray, logged_from: int | None = None
+    ) -> np.ndarray:
+        """Admit stored rows ``[ts, o, h, l, c, v]`` of ``symbol`` in order, exactly as
+        `admit` would one by one; the mask of admitted rows. Rows opening before
+        ``logged_from`` are checked without events (an earlier run logged them).
+
+        Runs of surely valid rows that follow the previous admitted candle without a gap
+        are accepted in bulk; every other row goes through `admit`."""
+        kept = np.zeros(len(rows), dtype=bool)
+        fast = surely_valid(rows, self.validator.timeframe_ms).tolist()
+        stamps = rows[:, 0].astype(np.int64).tolist() if len(rows) else []
+        step = self.validator.timeframe_ms
+        last, run = self.validator.last_ts.get(symbol), 0
+        for i, ts in enumerate(stamps):
+            if fast[i] and last is not None and ts - last == step:
+                kept[i], last, run = True, ts, run + 1
+                continue
+            if run and last is not None:
+                self.validator.accept_run(symbol, last, run)
+                run = 0
+            logged = logged_from is None or ts >= logged_from
+            kept[i] = self._admit_row(symbol, rows[i].tolist(), logged)
+            last = self.validator.last_ts.get(symbol)
+        if run and last is not None:
+            self.validator.accept_run(symbol, last, run)
+        return kept
+
+    def _admit_row(self, symbol: str, values: list[float], logged: bool) -> bool:
+        candle = Candle(symbol, int(values[0]), *values[1:6])
+        if logged:
+            return self.admit(candle) is not None
+        return not isinstance(self.validator.accept(candle), Rejection)
 
     @property
     def rejected(self) -> dict[str, int]:

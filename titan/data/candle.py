@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Candle:
@@ -115,6 +117,21 @@ def check_values(candle: Candle, timeframe_ms: int) -> Reason | None:
     return None
 
 
+def surely_valid(rows: np.ndarray, timeframe_ms: int) -> np.ndarray:
+    """Which rows ``[ts, o, h, l, c, v]`` certainly pass `check_values`: a vectorised
+    pre-check for stored series. It may flag a valid row (that row then goes through
+    `check_values`), never pass an invalid one; a test holds it to that."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=bool)
+    ts, o, h, low, c, v = (rows[:, k] for k in range(6))
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(rows).all(axis=1)
+        prices = (low > 0.0) & (low <= h) & (low <= o) & (o <= h) & (low <= c) & (c <= h)
+        stamps = (ts >= 0) & (ts < MAX_TS_MS) & (np.fmod(ts, timeframe_ms) == 0)
+        result: np.ndarray = finite & prices & (v >= 0.0) & stamps & (ts == np.floor(ts))
+    return result
+
+
 class CandleValidator:
     """Per-symbol sequence checks on top of `check_values`: order, duplicates, gaps.
 
@@ -154,6 +171,14 @@ class CandleValidator:
         if last is None or candle.ts > last:
             return None
         return Reason.DUPLICATE if candle.ts == last else Reason.OUT_OF_ORDER
+
+    def accept_run(self, symbol: str, last_ts: int, count: int) -> None:
+        """Count ``count`` candles of ``symbol`` that passed `check_values` and follow the
+        previous accepted one and each other without a gap, the last opening at ``last_ts``
+        (what ``count`` calls of `accept` would record)."""
+        self.last_ts[symbol] = last_ts
+        self.accepted += count
+        self.last_gap = None
 
     def _advance(self, candle: Candle) -> None:
         last = self.last_ts.get(candle.symbol)

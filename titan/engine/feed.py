@@ -11,14 +11,14 @@ with its candle, so the engine skips the per-candle streaming indicators. Live f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
 
 from titan.data.boundary import Boundary
-from titan.data.candle import Candle, Rejection
+from titan.data.candle import Candle
 from titan.data.store import COLUMNS, CandleStore, SeriesId
 from titan.features.batch import compute_features
 from titan.features.kernels import Array
@@ -55,6 +55,18 @@ class _Series:
     candles: np.ndarray  # (n, 6): timestamp, open, high, low, close, volume
     table: Array | None = None
     offset: int = 0
+    ts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ts = self.candles[:, 0].astype(np.int64).tolist()
+
+    def candle(self, row: int) -> Candle:
+        return Candle(self.symbol, self.ts[row], *self.candles[row, 1:].tolist())
+
+    def feature_row(self, row: int) -> FeatureRow:
+        assert self.table is not None
+        position = self.offset + row
+        return position, self.table[position]
 
 
 class ReplayFeed:
@@ -95,22 +107,10 @@ class ReplayFeed:
 
     def _load(self, symbol: str, frame: np.ndarray, first: int | None, features: bool) -> _Series:
         """Admit the candles (quietly those before `first`: replayed and logged before)."""
-        replayed = np.ones(len(frame), bool) if first is None else frame[:, 0] >= first
-        logged = replayed.tolist()
-        kept = np.array(
-            [self._admit(symbol, row, logged[i]) for i, row in enumerate(frame.tolist())],
-            dtype=bool,
-        )
-        admitted, replayed = frame[kept], replayed[kept]
+        admitted = frame[self.boundary.admit_array(symbol, frame, first)]
         table = compute_features(*admitted[:, 1:].T) if features else None
-        offset = int(np.count_nonzero(~replayed))
+        offset = 0 if first is None else int(np.count_nonzero(admitted[:, 0] < first))
         return _Series(symbol, admitted[offset:], table, offset)
-
-    def _admit(self, symbol: str, values: list[float], logged: bool) -> bool:
-        candle = Candle(symbol, int(values[0]), *values[1:6])
-        if logged:
-            return self.boundary.admit(candle) is not None
-        return not isinstance(self.boundary.validator.accept(candle), Rejection)
 
     @property
     def total(self) -> int:
@@ -124,36 +124,25 @@ class ReplayFeed:
         )
 
     async def __aiter__(self) -> AsyncIterator[Interval]:
-        cursors = [0] * len(self._series)
-        with_rows = all(s.table is not None for s in self._series)
         pause = self.timeframe_ms / 1000 / self.speed if self.speed > 0 else 0.0
-        for count, ts in enumerate(self._timestamps().tolist()):
-            at = [(self._series[i], row) for i, row in self._rows_at(ts, cursors)]
-            candles = tuple(_candle(series, row) for series, row in at)
-            rows = tuple(_feature_row(series, row) for series, row in at) if with_rows else None
-            yield Interval(ts, candles, features=rows)
+        for count, interval in enumerate(self._intervals()):
+            yield interval
             if pause:
                 await asyncio.sleep(pause)
             elif count % self.yield_every == 0:
                 await asyncio.sleep(0)  # let signal handlers and publishers run
 
-    def _rows_at(self, ts: int, cursors: list[int]) -> list[tuple[int, int]]:
-        """(series index, row) of every series with a candle at `ts`; advances the cursors."""
-        found = []
-        for i, series in enumerate(self._series):
-            row = cursors[i]
-            if row < len(series.candles) and series.candles[row, 0] == ts:
-                cursors[i] = row + 1
-                found.append((i, row))
-        return found
-
-
-def _candle(series: _Series, row: int) -> Candle:
-    values = series.candles[row].tolist()
-    return Candle(series.symbol, int(values[0]), *values[1:6])
-
-
-def _feature_row(series: _Series, row: int) -> FeatureRow:
-    assert series.table is not None
-    position = series.offset + row
-    return position, series.table[position]
+    def _intervals(self) -> Iterator[Interval]:
+        """The series merged by open time, one `Interval` per time that has a candle."""
+        cursors = [0] * len(self._series)
+        with_rows = all(s.table is not None for s in self._series)
+        for ts in self._timestamps().tolist():
+            candles, rows = [], []
+            for i, series in enumerate(self._series):
+                row = cursors[i]
+                if row < len(series.ts) and series.ts[row] == ts:
+                    cursors[i] = row + 1
+                    candles.append(series.candle(row))
+                    if with_rows:
+                        rows.append(series.feature_row(row))
+            yield Interval(ts, tuple(candles), features=tuple(rows) if with_rows else None)

@@ -32,7 +32,7 @@ class Inputs:
     context: tuple[float, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"p": list(self.prob), "c": list(self.confidence), "x": list(self.context)}
+        return {"p": self.prob, "c": self.confidence, "x": self.context}  # JSON arrays
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Inputs:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from titan.engine.ledger import MIGRATIONS, EquityRow, Ledger, Prediction
+from titan.engine.ledger import MIGRATIONS, EquityRow, Ledger, Prediction, json_text
 
 
 def prediction(symbol: str, ts: int) -> Prediction:
@@ -108,3 +112,52 @@ def test_rollback_after_restores_the_checkpointed_view(tmp_path: Path) -> None:
         assert ledger.add_predictions([prediction("BTC", 120_000)]) == [c]
     ledger.rollback_after(None, 0)
     assert ledger.frame("predictions").height == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"p": (0.1, 1 / 3), "c": [5e-324, -0.0, 1e16], "x": (1.7976931348623157e308, 1e-5)},
+        {"p": [0.5, float("nan")], "c": [float("inf"), float("-inf")], "x": []},
+        (0.25, np.float64(0.75)),
+        {"none": None, "n": 3, "s": "é"},
+    ],
+)
+def test_json_text_reads_back_as_json_dumps_does(value: Any) -> None:
+    # repr tells every float apart (-0.0, NaN, the last bit)
+    assert repr(json.loads(json_text(value))) == repr(json.loads(json.dumps(value)))
+
+
+def test_stored_inputs_and_attention_read_back_exactly(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    inputs = {"p": [0.1, 2 / 3], "c": [1e-7, float("nan")], "x": [-0.0]}
+    stored = Prediction("BTC", 0, 60_000, 1.0, 0.5, 0.5, 0.0, True, "flat", inputs, (1 / 3, 0.2))
+    with ledger.transaction():
+        ledger.add_predictions([stored, replace(stored, ts=60_000, attention=None)])
+    assert [repr(p.inputs) for p in ledger.pending()] == [repr(inputs)] * 2
+    attention = ledger.frame("predictions")["attention"].to_list()
+    assert json.loads(attention[0]) == [1 / 3, 0.2] and attention[1] is None
+
+
+def test_a_version_2_ledger_drops_the_unused_pending_index_keeping_its_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(f"BEGIN; {MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2; COMMIT;")
+    db.execute(
+        "INSERT INTO predictions (id, symbol, ts, target_ts, close, prob_up, baseline,"
+        " confidence, fused, action, inputs) VALUES (7, 'BTC', 0, 60000, 1.0, 0.5, 0.5, 0.0,"
+        " 0, 'flat', ?)",
+        ('{"p": [0.5], "c": [0.0], "x": []}',),
+    )
+    db.close()
+    ledger = Ledger(path)
+    names = {name for (name,) in ledger.db.execute("SELECT name FROM sqlite_master")}
+    assert ledger.schema_version == len(MIGRATIONS) >= 3
+    assert "predictions_pending" not in names
+    assert [(p.id, dict(p.inputs)) for p in ledger.pending()] == [
+        (7, {"p": [0.5], "c": [0.0], "x": []})
+    ]
+    with ledger.transaction():
+        assert ledger.add_predictions([prediction("BTC", 60_000)]) == [8]

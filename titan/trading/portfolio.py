@@ -91,22 +91,36 @@ class Portfolio:
         position = self.positions.get(symbol)
         return 0.0 if position is None else position.quantity
 
+    # The sums below are plain loops (they run a few times per decision, and a generator
+    # costs more than the one or two positions it visits); like `sum`, they start from an
+    # int 0 and add in position order, so no positions gives 0.
+
     def equity(self, prices: Mapping[str, float]) -> float:
         """Cash plus every position marked at `prices` (which must cover every position)."""
-        return self.cash + sum(p.quantity * _price(prices, s) for s, p in self.positions.items())
+        value: float = 0  # net_exposure(prices), inlined
+        for symbol, p in self.positions.items():
+            value += p.quantity * _price(prices, symbol)
+        return self.cash + value
 
     def unrealized_pnl(self, prices: Mapping[str, float]) -> float:
-        return sum(
-            p.quantity * (_price(prices, s) - p.avg_price) for s, p in self.positions.items()
-        )
+        total: float = 0
+        for symbol, p in self.positions.items():
+            total += p.quantity * (_price(prices, symbol) - p.avg_price)
+        return total
 
     def gross_exposure(self, prices: Mapping[str, float]) -> float:
         """Sum of |position value| in quote."""
-        return sum(abs(p.quantity) * _price(prices, s) for s, p in self.positions.items())
+        total: float = 0
+        for symbol, p in self.positions.items():
+            total += abs(p.quantity) * _price(prices, symbol)
+        return total
 
     def net_exposure(self, prices: Mapping[str, float]) -> float:
         """Sum of signed position values in quote."""
-        return sum(p.quantity * _price(prices, s) for s, p in self.positions.items())
+        total: float = 0
+        for symbol, p in self.positions.items():
+            total += p.quantity * _price(prices, symbol)
+        return total
 
     @property
     def win_rate(self) -> float | None:

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from titan.config.trading import TradingConfig
+from titan.trading.bounds import clamp
 
 DAY_MS = 86_400_000
 BPS = 1e-4
@@ -49,9 +49,12 @@ class RiskReason(StrEnum):
     INVALID_FORECAST = "invalid_forecast"  # raised by the Trader: NaN / out-of-range forecast
 
 
-@dataclass(frozen=True, slots=True)
-class RiskVerdict:
-    """`requested`: the sizing target; `quantity`: the allowed signed order (0: none)."""
+class RiskVerdict(NamedTuple):
+    """`requested`: the sizing target; `quantity`: the allowed signed order (0: none).
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and one is built per
+    decision, where a frozen dataclass's `__init__` costs several times more.
+    """
 
     requested: float
     position: float
@@ -67,6 +70,9 @@ class RiskVerdict:
     def blocked(self) -> bool:
         """An order was wanted but none is allowed."""
         return self.quantity == 0.0 and self.requested != self.position
+
+
+_STAY_FLAT = RiskVerdict(0.0, 0.0, 0.0)
 
 
 class RiskLimits:
@@ -119,43 +125,61 @@ class RiskLimits:
     ) -> RiskVerdict:
         """Observe `equity`, then apply the limits (module docstring) to `target`."""
         self.observe_equity(ts, equity)
-        reasons: list[RiskReason] = []
+        if target == 0.0 and position == 0.0:
+            # Flat and staying flat: no limit has anything to add (nor would the kill
+            # switch), so the shared verdict serves (a -0.0 input reads as 0.0 in it).
+            return _STAY_FLAT
         if self.killed:
-            _note(reasons, RiskReason.KILL_SWITCH, target, position)
-            return RiskVerdict(target, position, 0.0, tuple(reasons))
+            blocked = (RiskReason.KILL_SWITCH,) if target != position else ()
+            return RiskVerdict(target, position, 0.0, blocked)
+        reasons: list[RiskReason] = []
         allowed = self._limit_target(ts, position, target, price, reasons)
         quantity = self._limit_order(position, allowed - position, price, cash, reasons)
         return RiskVerdict(target, position, quantity, tuple(reasons))
 
+    # Each limit below appends its reason only when it changed the amount (an `if` rather
+    # than a helper call: these run on most decisions).
+
     def _limit_target(
         self, ts: int, position: float, target: float, price: float, reasons: list[RiskReason]
     ) -> float:
-        cap = self.config.max_position_notional / price
-        allowed = _note(reasons, RiskReason.POSITION_LIMIT, target, _clip(target, cap))
+        allowed = _clip(target, self.config.max_position_notional / price)
+        if allowed != target:
+            reasons.append(RiskReason.POSITION_LIMIT)
         if self.halted:
-            allowed = _note(
-                reasons, RiskReason.DAILY_LOSS_LIMIT, allowed, _reduce_only(position, allowed)
-            )
+            reduced = _reduce_only(position, allowed)
+            if reduced != allowed:
+                reasons.append(RiskReason.DAILY_LOSS_LIMIT)
+            allowed = reduced
         if self.in_cooldown(ts):
-            allowed = _note(reasons, RiskReason.COOLDOWN, allowed, _reduce_only(position, allowed))
+            reduced = _reduce_only(position, allowed)
+            if reduced != allowed:
+                reasons.append(RiskReason.COOLDOWN)
+            allowed = reduced
         return allowed
 
     def _limit_order(
-        self, position: float, order: float, price: float, cash: float, reasons: list[RiskReason]
+        self, position: float, wanted: float, price: float, cash: float, reasons: list[RiskReason]
     ) -> float:
-        cap = self.config.max_order_notional / price
-        order = _note(reasons, RiskReason.ORDER_LIMIT, order, _clip(order, cap))
+        order = _clip(wanted, self.config.max_order_notional / price)
+        if order != wanted:
+            reasons.append(RiskReason.ORDER_LIMIT)
         if order > 0 and position + order > 0:
             slipped = price * (1.0 + self.config.slippage_bps * BPS)
             unit_cost = slipped * (1.0 + self.config.fee_bps * BPS)
             affordable = max(cash / unit_cost, -position, 0.0)
-            order = _note(reasons, RiskReason.CASH_LIMIT, order, min(order, affordable))
+            if affordable < order:  # min(order, affordable)
+                reasons.append(RiskReason.CASH_LIMIT)
+                order = affordable
+        if order == 0.0:
+            return order
         notional = abs(order) * price
         flat = position + order == 0.0
         too_small = notional < self.config.min_order_notional
         untradable = notional < self.config.dust_notional  # even going flat: leave the dust
-        if order != 0.0 and ((too_small and not flat) or untradable):
-            order = _note(reasons, RiskReason.DUST, order, 0.0)
+        if (too_small and not flat) or untradable:
+            reasons.append(RiskReason.DUST)
+            return 0.0
         return order
 
     # -- persistence -----------------------------------------------------------------------
@@ -180,15 +204,11 @@ class RiskLimits:
 
 
 def _clip(value: float, cap: float) -> float:
-    return min(max(value, -cap), cap)
+    return clamp(value, -cap, cap)
 
 
 def _reduce_only(position: float, target: float) -> float:
     """`target` limited to [0, position] (long) or [position, 0] (short)."""
-    return min(max(target, min(position, 0.0)), max(position, 0.0))
-
-
-def _note(reasons: list[RiskReason], reason: RiskReason, before: float, after: float) -> float:
-    if after != before:
-        reasons.append(reason)
-    return after
+    low = 0.0 if position > 0.0 else position  # min(position, 0.0), as in `clamp`
+    high = 0.0 if position < 0.0 else position  # max(position, 0.0)
+    return clamp(target, low, high)

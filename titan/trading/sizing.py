@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 
 from titan.config.trading import TradingConfig
+from titan.trading.bounds import clamp
 
 
 def valid_forecast(prob_up: float, confidence: float) -> bool:
-    """Both finite and in [0, 1]."""
-    return all(math.isfinite(x) and 0.0 <= x <= 1.0 for x in (prob_up, confidence))
+    """Both finite and in [0, 1] (NaN fails every comparison, so the range test covers it)."""
+    return 0.0 <= prob_up <= 1.0 and 0.0 <= confidence <= 1.0
 
 
 def target_fraction(prob_up: float, confidence: float, config: TradingConfig) -> float:
@@ -29,10 +30,10 @@ def target_fraction(prob_up: float, confidence: float, config: TradingConfig) ->
     edge = prob_up - 0.5
     if abs(edge) < config.min_edge:
         return 0.0
-    raw = edge * 2.0 * confidence * config.sizing_scale
-    fraction = min(max(raw, -config.max_fraction), config.max_fraction)
-    if not config.allow_short:
-        fraction = max(fraction, 0.0)
+    cap = config.max_fraction
+    fraction = clamp(edge * 2.0 * confidence * config.sizing_scale, -cap, cap)
+    if fraction < 0.0 and not config.allow_short:  # max(fraction, 0.0), as in `clamp`
+        fraction = 0.0
     return fraction
 
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from titan.config.trading import TradingConfig
 from titan.trading.broker import Broker
@@ -33,9 +32,12 @@ from titan.trading.sizing import target_quantity, valid_forecast
 from titan.trading.types import Fill, Order, Side, order_id
 
 
-@dataclass(frozen=True, slots=True)
-class TradeReport:
-    """What one `on_forecast` / `flatten_all` call did."""
+class TradeReport(NamedTuple):
+    """What one `on_forecast` / `flatten_all` call did.
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and one is built per
+    decision, where a frozen dataclass's `__init__` costs several times more.
+    """
 
     ts: int
     orders: tuple[Order, ...] = ()
@@ -71,9 +73,9 @@ class Trader:
         self, symbol: str, ts: int, price: float, prob_up: float, confidence: float
     ) -> list[Fill]:
         """Trade `symbol` towards the position the forecast asks for (module docstring)."""
-        self._mark({symbol: price}, ts)
-        equity = self.portfolio.equity(self._marks)
-        position = self.portfolio.quantity(symbol)
+        self._mark(symbol, price, ts)
+        book = self.portfolio
+        equity = book.equity(self._marks)
         if not valid_forecast(prob_up, confidence):
             self.risk.observe_equity(ts, equity)
             reasons = (RiskReason.INVALID_FORECAST,)
@@ -83,13 +85,16 @@ class Trader:
         verdict = self.risk.check(
             ts=ts,
             equity=equity,
-            position=position,
+            position=book.quantity(symbol),
             target=target,
             price=price,
-            cash=self.portfolio.cash,
+            cash=book.cash,
         )
         orders = self._orders(symbol, ts, verdict.quantity, "forecast")
-        fills, trips = await self._execute(orders)
+        fills: list[Fill] = []
+        trips: tuple[RoundTrip, ...] = ()
+        if orders:  # usually none: skip the broker round trip
+            fills, trips = await self._execute(orders)
         self.last_report = TradeReport(
             ts, orders, tuple(fills), trips, verdict, verdict.reasons, symbol
         )
@@ -98,7 +103,8 @@ class Trader:
     async def poll(self) -> list[Fill]:
         """Book the fills the broker received outside `submit` (live resting orders)."""
         fills = await self.broker.poll_fills()
-        self.book(fills)
+        if fills:
+            self.book(fills)
         return fills
 
     def book(self, fills: Iterable[Fill]) -> list[RoundTrip]:
@@ -140,21 +146,20 @@ class Trader:
 
     @property
     def marks(self) -> Mapping[str, float]:
-        """The latest price seen for every symbol."""
-        return dict(self._marks)
+        """The latest price seen for every symbol (a copy)."""
+        return self._marks.copy()
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _mark(self, prices: Mapping[str, float], ts: int) -> None:
-        self._check_prices(prices)
-        self._marks.update(prices)
-        self.broker.set_prices(prices, ts)
+    def _mark(self, symbol: str, price: float, ts: int) -> None:
+        _check_price(symbol, price)
+        self._marks[symbol] = price
+        self.broker.set_prices({symbol: price}, ts)
 
     @staticmethod
     def _check_prices(prices: Mapping[str, float]) -> None:
         for symbol, price in prices.items():
-            if not (math.isfinite(price) and price > 0):
-                raise ValueError(f"price for {symbol} must be finite and > 0, got {price!r}")
+            _check_price(symbol, price)
 
     def _target(self, prob_up: float, confidence: float, equity: float, price: float) -> float:
         target = target_quantity(prob_up, confidence, equity, price, self.config)
@@ -223,6 +228,11 @@ class Trader:
         self.risk.load_state_dict(state["risk"])
         self._marks = {symbol: float(price) for symbol, price in state["marks"].items()}
         self._seq = {symbol: (int(ts), int(n)) for symbol, (ts, n) in state["seq"].items()}
+
+
+def _check_price(symbol: str, price: float) -> None:
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"price for {symbol} must be finite and > 0, got {price!r}")
 
 
 def _positions(book: Portfolio, marks: Mapping[str, float]) -> dict[str, dict[str, float]]:

@@ -48,6 +48,17 @@ def test_kill_switch_blocks_every_order_until_resume() -> None:
     assert _check(limits).quantity == 1.0
 
 
+def test_staying_flat_passes_every_limit_without_a_reason() -> None:
+    limits = _limits(loss_cooldown_trades=1, cooldown_intervals=3)
+    _check(limits, ts=0, equity=10_000.0)
+    _check(limits, ts=1, equity=1.0)  # daily loss limit tripped
+    limits.record_round_trip(1, -1.0)  # cooldown
+    limits.kill()
+    verdict = _check(limits, ts=2, target=0.0)
+    assert (verdict.quantity, verdict.reasons, verdict.blocked) == (0.0, (), False)
+    assert limits.halted and limits.in_cooldown(2)
+
+
 def test_position_limit_clips_target_notional() -> None:
     verdict = _check(_limits(max_position_notional=250.0), target=5.0, position=1.0)
     assert verdict.target == pytest.approx(2.5)

@@ -97,6 +97,23 @@ async def test_invalid_forecast_trades_nothing_and_keeps_the_position() -> None:
     assert trader.last_report.reasons == (RiskReason.INVALID_FORECAST,)
 
 
+async def test_a_decision_without_an_order_still_reports_its_verdict() -> None:
+    trader = _trader(min_edge=0.1)
+    assert await trader.on_forecast(BTC, 0, 100.0, 0.55, 0.1) == []  # weak edge: stay flat
+    report = trader.last_report
+    assert report is not None and report.verdict is not None
+    assert (report.ts, report.symbol, report.orders, report.fills, report.reasons) == (
+        0,
+        BTC,
+        (),
+        (),
+        (),
+    )
+    assert report.verdict.quantity == 0.0 and not report.verdict.blocked
+    with pytest.raises(AttributeError):
+        report.ts = 1  # type: ignore[misc]
+
+
 async def test_invalid_price_is_an_error() -> None:
     with pytest.raises(ValueError, match="price"):
         await _trader().on_forecast(BTC, 0, 0.0, 0.75, 1.0)

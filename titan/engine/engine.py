@@ -55,6 +55,11 @@ class Engine:
         self.config = parts.config
         self.step_ms = timeframe_ms(parts.config.data.timeframe)
         self.horizon = parts.config.models.horizon
+        # cadences read every interval, as plain attributes (pydantic reads cost more)
+        self._stats_every = parts.config.engine.stats_every
+        self._checkpoint_every = parts.config.engine.checkpoint_every
+        self._log_every = parts.config.engine.log_every
+        self._refit_every = parts.config.models.refit_every
         self.max_batch = max_batch or parts.config.engine.max_batch
         self.ledger = parts.ledger
         self.trader = parts.trader
@@ -201,13 +206,10 @@ class Engine:
         await self._resolve(interval)
         if self._jobs >= self.max_batch:
             await self.flush()
-        if self._due(interval.ts, self.config.engine.stats_every):
+        if self._due(interval.ts, self._stats_every):
             await self.flush()
             self._store_stats(interval.ts)
-        if (
-            self._due(interval.ts, self.config.engine.checkpoint_every)
-            or self._checkpoint_requested
-        ):
+        if self._due(interval.ts, self._checkpoint_every) or self._checkpoint_requested:
             await self.flush()
             self.checkpoint(interval.ts)
             self._checkpoint_requested = False
@@ -251,7 +253,7 @@ class Engine:
     def _refit_due(self, ts: int) -> bool:
         """Walk-forward refits every `refit_every` candles; the first fit as soon as the
         history holds enough labelled samples (checked hourly)."""
-        if self._due(ts, self.config.models.refit_every):
+        if self._due(ts, self._refit_every):
             return True
         first_fit = not self.models_fitted and self._due(ts, FIRST_FIT_CHECK)
         return first_fit and self.parts.history.rows >= self.config.models.min_train
@@ -452,7 +454,7 @@ class Engine:
 
     def _log_interval(self, ts: int, decisions: Sequence[Decision], equity: EquityRow) -> None:
         """One `interval` event per interval (every `log_every`-th), decisions summarised."""
-        if self._info and (ts // self.step_ms) % self.config.engine.log_every == 0:
+        if self._info and (ts // self.step_ms) % self._log_every == 0:
             summary = {d.symbol: {"p": round(d.prob_up, 5), "action": d.action} for d in decisions}
             self._log.info("interval", ts=ts, equity=round(equity.equity, 4), decisions=summary)
 

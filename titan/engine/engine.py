@@ -31,8 +31,9 @@ from titan.clock import SimClock
 from titan.data.timeframes import timeframe_ms
 from titan.engine.ensemble import Decision, Inputs
 from titan.engine.events import Observers
-from titan.engine.feed import Interval
+from titan.engine.feed import FeatureRow, Interval
 from titan.engine.ledger import EquityRow, Prediction
+from titan.engine.lookahead import Lookahead, Request
 from titan.engine.records import (
     DecisionJob,
     EngineParts,
@@ -43,6 +44,7 @@ from titan.engine.records import (
     outcome_of,
 )
 from titan.engine.state import EngineState, state_reader, write_state
+from titan.features import NUM_FEATURES
 from titan.trading.types import Fill
 
 log = structlog.get_logger(__name__)
@@ -64,6 +66,7 @@ class Engine:
         self.ledger = parts.ledger
         self.trader = parts.trader
         self.ensemble = parts.ensemble
+        self.lookahead = Lookahead(parts.ensemble)  # replay: base-model outputs run ahead
         self._ops: list[DecisionJob | Resolution] = []
         self._jobs = 0
         self._updates_left = 0
@@ -202,7 +205,7 @@ class Engine:
             await self._swap_retrained()
         if self._refit_due(interval.ts):
             await self._refit()
-        self._queue_decision(interval.ts, prices, interval.tradable)
+        self._queue_decision(interval, prices)
         await self._resolve(interval)
         if self._jobs >= self.max_batch:
             await self.flush()
@@ -232,7 +235,8 @@ class Engine:
                 c = candle
                 row = buffers.update(c.symbol, c.open, c.high, c.low, c.close, c.volume)
             else:
-                position, row = precomputed[i]
+                table, position = precomputed[i]
+                row = table[position]
                 buffers.append(candle.symbol, position, row)
             history.push(candle.symbol, candle.ts, row, candle.close)
             prices[candle.symbol] = candle.close
@@ -265,6 +269,7 @@ class Engine:
         if retraining is not None and result is not None:
             await self.flush()  # decisions so far used the old models
             swapped = retraining.apply(result, self.parts.clock.now_ms())
+            self.lookahead.clear()
             log.info("neural_models_swapped", models=swapped)
 
     async def _refit(self) -> None:
@@ -272,20 +277,23 @@ class Engine:
         retraining = self.parts.retraining
         neural = retraining.names if retraining is not None else ()
         used = self.ensemble.refit(self.parts.history, self.config.models.min_train, neural)
+        self.lookahead.clear()
         self.models_fitted = self.models_fitted or all(used.values())
         log.info("models_refit", samples=used)
         if retraining is not None and self.models_fitted:
             retraining.start(self.parts.history, self.parts.clock.now_ms())
 
-    def _queue_decision(self, ts: int, prices: dict[str, float], tradable: bool) -> None:
-        lookback = self.ensemble.lookback
+    def _queue_decision(self, interval: Interval, prices: dict[str, float]) -> None:
+        ts, lookback = interval.ts, self.ensemble.lookback
         symbols = [s for s in prices if self.parts.buffers.is_warm(s, lookback)]
-        windows = self.parts.buffers.windows(symbols, lookback) if symbols else np.empty((0,))
+        sources = _sources(interval, symbols)
+        windows = self.parts.buffers.windows(symbols, lookback) if sources is None else None
         target = ts + self.horizon * self.step_ms
         entries = [PendingEntry(s, ts, target, prices[s]) for s in symbols]
         for entry in entries:
             self._pending[entry.symbol].append(entry)
-        self._ops.append(DecisionJob(ts, prices, symbols, windows, entries, tradable))
+        job = DecisionJob(ts, prices, symbols, windows, entries, interval.tradable, sources)
+        self._ops.append(job)
         self._jobs += 1
 
     # ------------------------------------------------------------------ barrier
@@ -317,17 +325,43 @@ class Engine:
         grouped: dict[int, list[Decision]] = {id(job): [] for job in jobs}
         if not rows:
             return grouped
-        windows = np.concatenate([job.windows for job in jobs if job.symbols])
-        decisions = self.ensemble.decide(
+        decisions = self.ensemble.decide_inferred(
             [job.symbols[i] for job, i in rows],
             [job.ts for job, _ in rows],
             [job.prices[job.symbols[i]] for job, i in rows],
-            windows,
+            *self._infer(jobs, rows),
         )
         for (job, i), decision in zip(rows, decisions, strict=True):
             job.entries[i].inputs = decision.inputs
             grouped[id(job)].append(decision)
         return grouped
+
+    def _infer(
+        self, jobs: Sequence[DecisionJob], rows: Sequence[tuple[DecisionJob, int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Base-model outputs of every queued decision: looked ahead in a replay's feature
+        tables (models frozen until their next refit), else inferred from the windows."""
+        if all(job.sources is not None for job in jobs):
+            return self.lookahead.gather([self._request(job, i) for job, i in rows])
+        return self.ensemble.infer(np.concatenate([self._windows(job) for job in jobs]))
+
+    def _request(self, job: DecisionJob, i: int) -> Request:
+        assert job.sources is not None
+        table, position = job.sources[i]
+        return job.symbols[i], table, position, self._frozen_for(job.ts)
+
+    def _frozen_for(self, ts: int) -> int:
+        """Intervals from `ts` on for which the base models stay as they are (until the
+        next scheduled refit; an earlier change clears the look-ahead)."""
+        return self._refit_every - (ts // self.step_ms) % self._refit_every
+
+    def _windows(self, job: DecisionJob) -> np.ndarray:
+        if job.windows is not None:
+            return job.windows
+        lookback, sources = self.ensemble.lookback, job.sources or []
+        shape = (0, lookback, NUM_FEATURES)
+        windows = [table[p + 1 - lookback : p + 1] for table, p in sources]
+        return np.stack(windows) if windows else np.empty(shape)
 
     async def _act(self, job: DecisionJob, decisions: list[Decision], writes: Writes) -> None:
         traded = self._collect_fills(await self.trader.poll(), writes)  # live resting orders
@@ -417,9 +451,9 @@ class Engine:
 
     def _log_orders(self) -> None:
         report = self.trader.last_report
-        if report is not None:
+        if report is not None and report.orders and self._info:
             for order in report.orders:
-                log.info("order", reasons=list(report.reasons), **order.to_dict())
+                self._log.info("order", reasons=list(report.reasons), **order.to_dict())
 
     def _collect_fills(self, fills: Sequence[Fill], writes: Writes) -> bool:
         if not fills:
@@ -427,9 +461,11 @@ class Engine:
         report = self.trader.last_report
         reason = ",".join(report.reasons) if report is not None and report.reasons else None
         for fill in fills:
-            writes.fills.append({**fill.to_dict(), "reason": reason})
+            fields = fill.to_dict()
+            writes.fills.append({**fields, "reason": reason})
             writes.fill_objects.append(fill)
-            log.info("fill", **fill.to_dict())
+            if self._info:
+                self._log.info("fill", **fields)
         self.summary.fills += len(fills)
         return bool(fills)
 
@@ -512,6 +548,7 @@ class Engine:
         self.parts.buffers.load_state_dict(state.buffers)
         self.parts.history.load_state_dict(state.history)
         self.ensemble.load_model_states(state.models)
+        self.lookahead.clear()
         self.models_fitted = state.models_fitted
         self.trader.load_state_dict(state.trader)
         self.ledger.rollback_after(state.last_ts, state.seq)
@@ -541,3 +578,11 @@ async def _close(feed: AsyncIterable[Interval]) -> None:
     aclose = getattr(feed, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _sources(interval: Interval, symbols: Sequence[str]) -> list[FeatureRow] | None:
+    """Where `symbols`' rows of this interval lie in a replay's feature tables (or None)."""
+    if interval.features is None:
+        return None
+    by_symbol = dict(zip((c.symbol for c in interval.candles), interval.features, strict=True))
+    return [by_symbol[symbol] for symbol in symbols]

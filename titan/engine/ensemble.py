@@ -98,7 +98,18 @@ class Ensemble:
         """One decision per row of `windows` (B, lookback, 40): batched over symbols or time."""
         if len(windows) == 0:
             return []
-        prob, confidence, context = self.infer(windows)
+        return self.decide_inferred(symbols, stamps, closes, *self.infer(windows))
+
+    def decide_inferred(
+        self,
+        symbols: Sequence[str],
+        stamps: Sequence[int],
+        closes: Sequence[float],
+        prob: FloatArray,
+        confidence: FloatArray,
+        context: FloatArray,
+    ) -> list[Decision]:
+        """`decide` from base-model outputs already inferred (`infer`'s three arrays)."""
         fused = self.fusion.forward_batch(prob, confidence, None, context)
         attention = _attention_rows(fused.attention, self.fusion.fallback_reason is None)
         inputs = [

@@ -25,7 +25,10 @@ from titan.features.kernels import Array
 from titan.features.spec import NUM_FEATURES
 
 log = structlog.get_logger(__name__)
-FeatureRow = tuple[int, Array]  # (rows the symbol's buffer holds before this one, the row)
+# A candle's precomputed feature row: (the symbol's whole feature table, the row's position,
+# which is also how many rows the symbol's buffer holds before it). The table lets the
+# engine look ahead: base models frozen until their next refit can be run over it at once.
+FeatureRow = tuple[Array, int]
 MAX_FEATURE_TABLES_BYTES = 512 * 2**20  # above this a replay streams its features instead
 
 
@@ -65,8 +68,7 @@ class _Series:
 
     def feature_row(self, row: int) -> FeatureRow:
         assert self.table is not None
-        position = self.offset + row
-        return position, self.table[position]
+        return self.table, self.offset + row
 
 
 class ReplayFeed:

@@ -12,7 +12,7 @@ from titan.clock import Clock
 from titan.config import TitanConfig
 from titan.engine.checkpoint import Checkpointer
 from titan.engine.ensemble import Ensemble, Inputs
-from titan.engine.feed import Interval
+from titan.engine.feed import FeatureRow, Interval
 from titan.engine.history import TrainingHistory
 from titan.engine.ledger import EquityRow, Ledger, Outcome, Prediction
 from titan.engine.retraining import NeuralRetraining
@@ -39,12 +39,16 @@ class PendingEntry:
 
 @dataclass
 class DecisionJob:
+    """One interval's decisions, queued: the warm symbols and either their model input
+    windows (streamed features) or where their rows lie in a replay's feature tables."""
+
     ts: int
     prices: dict[str, float]
     symbols: list[str]
-    windows: np.ndarray
+    windows: np.ndarray | None
     entries: list[PendingEntry]
     tradable: bool = True
+    sources: list[FeatureRow] | None = None
 
 
 @dataclass

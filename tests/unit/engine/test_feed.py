@@ -63,7 +63,8 @@ def test_precomputed_rows_equal_the_streamed_rows(store: CandleStore) -> None:
     streamed, appended = FeatureBuffers(), FeatureBuffers()
     for interval in _intervals(ReplayFeed(store, [BTC, ETH], features=True)):
         assert interval.features is not None
-        for candle, (position, row) in zip(interval.candles, interval.features, strict=True):
+        for candle, (table, position) in zip(interval.candles, interval.features, strict=True):
+            row = table[position]
             c = candle
             expected = streamed.update(c.symbol, c.open, c.high, c.low, c.close, c.volume)
             np.testing.assert_array_equal(row, expected)
@@ -79,6 +80,6 @@ def test_a_resumed_feed_continues_the_rows_of_the_uninterrupted_one(store: Candl
     assert [i.ts for i in resumed] == [i.ts for i in whole[200:]]
     for left, right in zip(whole[200:], resumed, strict=True):
         assert left.features is not None and right.features is not None
-        for (p, row), (q, other) in zip(left.features, right.features, strict=True):
+        for (table, p), (other, q) in zip(left.features, right.features, strict=True):
             assert p == q
-            np.testing.assert_array_equal(row, other)
+            np.testing.assert_array_equal(table[p], other[q])

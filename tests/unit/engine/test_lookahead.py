@@ -38,12 +38,12 @@ def test_gathered_outputs_equal_inference_on_each_window() -> None:
         frozen = 30 - (position - 10) % 30
         requests += [("BTC", btc, position, frozen), ("ETH", eth, position + 5, frozen)]
     got = lookahead.gather(requests)
+    assert models.calls == [30, 30, 30, 30]  # one inference per symbol and span
     expected_btc = models.infer(_windows(btc, list(range(10, 60))))
     expected_eth = models.infer(_windows(eth, list(range(15, 65))))
     for k in range(3):
         np.testing.assert_array_equal(got[k][0::2], expected_btc[k])
         np.testing.assert_array_equal(got[k][1::2], expected_eth[k])
-    assert models.calls == [30, 30, 30, 30]  # one inference per symbol and span
 
 
 def test_clear_forgets_outputs_of_changed_models() -> None:

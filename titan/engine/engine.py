@@ -199,8 +199,6 @@ class Engine:
         if self._sim_clock is not None:
             self._sim_clock.advance_to(interval.ts + self.step_ms)
         prices = self._ingest(interval)
-        if os.path.exists(self._kill_path):  # before this interval can trade
-            await self.kill("kill_file")
         if self.parts.retraining is not None:
             await self._swap_retrained()
         if self._refit_due(interval.ts):
@@ -302,6 +300,8 @@ class Engine:
         """Evaluate queued decisions in one batch, trade them, then write everything in order."""
         if self._ops:
             self._bind_log()
+            if os.path.exists(self._kill_path):  # before any queued decision can trade
+                await self.kill("kill_file")
             jobs = [op for op in self._ops if isinstance(op, DecisionJob)]
             decisions = self._decide(jobs)
             writes = Writes()
@@ -513,7 +513,9 @@ class Engine:
         with self.ledger.transaction():
             self.ledger.add_fusion_stats(ts, stats)
         self.observers.emit("on_stats", ts, stats)
-        log.info(
+        if not self._info:
+            return
+        self._log.info(
             "fusion_stats",
             ts=ts,
             **{k: v for k, v in stats.items() if k != "attention"},

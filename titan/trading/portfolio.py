@@ -67,7 +67,7 @@ class RoundTrip:
         return self.net_pnl > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 class Portfolio:

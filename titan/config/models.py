@@ -58,7 +58,13 @@ class LightGBMConfig(Section):
     valid_fraction: float = Field(
         0.2, ge=0.0, lt=1.0, description="newest fraction held out for early stopping"
     )
-    early_stopping_rounds: int = Field(20, ge=1)
+    early_stopping_rounds: int = Field(
+        10, ge=1, description="rounds without a better tail log loss before stopping"
+    )
+    max_bin: int = Field(31, ge=2, description="histogram bins per feature")
+    bin_construct_sample_cnt: int = Field(
+        1000, ge=1, description="training rows sampled to place the bin edges"
+    )
     refit_on_all: bool = Field(
         False, description="after early stopping, retrain on all rows (about twice the cost)"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import polars as pl
@@ -65,6 +67,53 @@ def test_booster_is_trained_with_deterministic_single_thread_params() -> None:
     text = model.state_dict()["booster"]
     for param in ("[deterministic: 1]", "[num_threads: 1]", "[seed: 5]", "[force_col_wise: 1]"):
         assert param in text
+
+
+def test_bins_follow_the_config_and_the_seed_draws_the_bin_sample() -> None:
+    """At most max_bin - 1 split thresholds per column; the bin edges come from a seeded
+    sample of bin_construct_sample_cnt rows (without bagging or feature sampling, only
+    the sample differs between seeds)."""
+    windows, y = contract_data(_model().input_spec, 3000)
+    coarse = _model(max_bin=4)
+    coarse.fit(windows, y)
+    text = coarse.state_dict()["booster"]
+    assert "[max_bin: 4]" in text and "[bin_construct_sample_cnt: 1000]" in text
+    thresholds: dict[int, set[float]] = {}
+    for tree in lgb.Booster(model_str=text).dump_model()["tree_info"]:
+        _collect_thresholds(tree["tree_structure"], thresholds)
+    assert thresholds and max(len(t) for t in thresholds.values()) <= 3
+    no_sampling = {"bagging_fraction": 1.0, "feature_fraction": 1.0}
+    probs = []
+    for seed in (0, 1):
+        model = _model(seed=seed, **no_sampling)
+        model.fit(windows, y)
+        probs.append(model.predict(windows).prob_up)
+    assert not np.array_equal(probs[0], probs[1])
+
+
+def _collect_thresholds(node: dict[str, Any], out: dict[int, set[float]]) -> None:
+    """Every split threshold in a dumped tree, by column."""
+    if "split_feature" in node:
+        out.setdefault(node["split_feature"], set()).add(node["threshold"])
+        _collect_thresholds(node["left_child"], out)
+        _collect_thresholds(node["right_child"], out)
+
+
+def test_bins_and_trees_do_not_read_the_validation_tail() -> None:
+    """Scaling the tail's features (the newest 10 % of windows are in the 20 % tail) may
+    change where early stopping ends, never the trees grown before: the training part
+    is binned on its own rows and the tail only reuses its edges."""
+    windows, y = contract_data(_model().input_spec, 3000)
+    moved = windows.copy()
+    moved[2700:] = moved[2700:] * 1000.0 + 5.0
+    trees = []
+    for data in (windows, moved):
+        model = _model()
+        model.fit(data, y)
+        text = model.state_dict()["booster"]
+        trees.append(text.split("end of trees")[0].split("Tree=")[1:])
+    shared = min(len(trees[0]), len(trees[1]))
+    assert shared >= 1 and trees[0][:shared] == trees[1][:shared]
 
 
 def test_refit_replaces_the_previous_model() -> None:

@@ -586,5 +586,7 @@ def _sources(interval: Interval, symbols: Sequence[str]) -> list[FeatureRow] | N
     """Where `symbols`' rows of this interval lie in a replay's feature tables (or None)."""
     if interval.features is None:
         return None
+    if len(symbols) == len(interval.features):  # every candle's symbol decides, in order
+        return list(interval.features)
     by_symbol = dict(zip((c.symbol for c in interval.candles), interval.features, strict=True))
     return [by_symbol[symbol] for symbol in symbols]

@@ -391,10 +391,11 @@ class Engine:
         self.summary.decisions += len(decisions)
 
     def _write(self, writes: Writes) -> None:
-        ids = self.ledger.add_predictions(p for p, _ in writes.predictions)
-        for (_, entry), prediction_id in zip(writes.predictions, ids, strict=True):
-            entry.id = prediction_id
-        self.ledger.resolve_many([(r.entry.id, r.outcome, r.close) for r in writes.resolutions])
+        first = self.ledger.next_id  # ids first: this flush may resolve its own predictions
+        for k, (_, entry) in enumerate(writes.predictions):
+            entry.id = first + k
+        resolutions = [(r.entry.id, r.outcome, r.close) for r in writes.resolutions]
+        self.ledger.add_predictions([p for p, _ in writes.predictions], resolutions)
         if self._debug:
             for r in writes.resolutions:
                 self._log.debug(

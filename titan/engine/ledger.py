@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 import polars as pl
@@ -93,8 +93,10 @@ ABSENT = "absent"
 FINAL_ORDER_STATUSES = ("closed", "canceled", "expired", "rejected", ABSENT)
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+_UNRESOLVED = (None, None, None)  # outcome, outcome_close, seq of a pending prediction
+
+
+class Prediction(NamedTuple):  # a NamedTuple (as EquityRow): one per decision, cheap to make
     symbol: str
     ts: int
     target_ts: int
@@ -108,8 +110,7 @@ class Prediction:
     attention: tuple[float, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EquityRow:
+class EquityRow(NamedTuple):
     ts: int
     equity: float
     cash: float
@@ -197,6 +198,7 @@ class Ledger:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._sync_counters()  # ids and seqs handed out inside were not kept
             raise
         self.db.execute("COMMIT")
 
@@ -207,9 +209,19 @@ class Ledger:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def add_predictions(self, predictions: Iterable[Prediction]) -> list[int]:
-        """Insert predictions in order; returns their ids (consecutive)."""
+    def add_predictions(
+        self,
+        predictions: Iterable[Prediction],
+        resolutions: Sequence[tuple[int, Outcome, float]] = (),
+    ) -> list[int]:
+        """Insert predictions in order (their ids are consecutive from `next_id`), then
+        resolve `resolutions` in order as `resolve_many` does; those of predictions inserted
+        here are written with the row instead of updating it."""
         first = self._next_id
+        seqs = range(self._next_seq, self._next_seq + len(resolutions))
+        inline = {pid: (o, c, seq) for (pid, o, c), seq in zip(resolutions, seqs, strict=True)}
+        if len(inline) != len(resolutions):
+            raise ValueError("a prediction is resolved twice")
         rows = [
             (
                 i,
@@ -224,17 +236,25 @@ class Ledger:
                 p.action,
                 json_text(p.inputs),
                 None if p.attention is None else json_text(p.attention),
+                *inline.pop(i, _UNRESOLVED),
             )
             for i, p in enumerate(predictions, start=first)
         ]
         self.db.executemany(
             "INSERT INTO predictions (id, symbol, ts, target_ts, close, prob_up, baseline,"
-            " confidence, fused, action, inputs, attention)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " confidence, fused, action, inputs, attention, outcome, outcome_close, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         self._next_id += len(rows)
+        self._update_resolutions([(o, c, seq, pid) for pid, (o, c, seq) in inline.items()])
+        self._next_seq += len(resolutions)
         return list(range(first, self._next_id))
+
+    @property
+    def next_id(self) -> int:
+        """The id the next inserted prediction gets."""
+        return self._next_id
 
     def pending(self) -> list[Pending]:
         """Unresolved predictions, oldest first."""
@@ -254,18 +274,23 @@ class Ledger:
     def resolve_many(self, items: Sequence[tuple[int, Outcome, float]]) -> list[int]:
         """Resolve predictions in order, each exactly once; returns their seqs."""
         seqs = list(range(self._next_seq, self._next_seq + len(items)))
-        cursor = self.db.executemany(
-            "UPDATE predictions SET outcome = ?, outcome_close = ?, seq = ?"
-            " WHERE id = ? AND seq IS NULL",
+        self._update_resolutions(
             [
                 (outcome, close, seq, pid)
                 for (pid, outcome, close), seq in zip(items, seqs, strict=True)
-            ],
+            ]
         )
-        if cursor.rowcount != len(items):
-            raise ValueError("a prediction is unknown or already resolved")
         self._next_seq += len(items)
         return seqs
+
+    def _update_resolutions(self, rows: Sequence[tuple[Outcome, float, int, int]]) -> None:
+        cursor = self.db.executemany(
+            "UPDATE predictions SET outcome = ?, outcome_close = ?, seq = ?"
+            " WHERE id = ? AND seq IS NULL",
+            rows,
+        )
+        if cursor.rowcount != len(rows):
+            raise ValueError("a prediction is unknown or already resolved")
 
     def resolutions_after(self, seq: int) -> list[Resolution]:
         """Resolutions with seq > `seq`, in order (to re-apply to a restored fusion)."""

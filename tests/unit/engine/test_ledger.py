@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,46 @@ def test_resolve_exactly_once_with_increasing_seq(tmp_path: Path) -> None:
     ]
     assert [r.seq for r in ledger.resolutions_after(1)] == [2]
     assert ledger.pending() == []
+
+
+def test_resolutions_written_with_their_predictions_equal_separate_updates(
+    tmp_path: Path,
+) -> None:
+    """Resolving in `add_predictions` (new rows inline, older ones updated) stores what
+    inserting and then `resolve_many` store, seqs in the order given."""
+    ledgers = [Ledger(tmp_path / "a.db"), Ledger(tmp_path / "b.db")]
+    for ledger in ledgers:
+        with ledger.transaction():
+            ledger.add_predictions([prediction("BTC", 0), prediction("ETH", 0)])
+    batch = [prediction("BTC", 60_000), prediction("ETH", 60_000), prediction("BTC", 120_000)]
+    resolutions: list[Any] = [(3, "UP", 101.0), (1, "DOWN", 99.0), (4, "TIE", 100.0)]
+    separate, together = ledgers
+    with separate.transaction():
+        separate.add_predictions(batch)
+        separate.resolve_many(resolutions)
+    with together.transaction():
+        assert together.next_id == 3
+        assert together.add_predictions(batch, resolutions) == [3, 4, 5]
+    assert together.frame("predictions").equals(separate.frame("predictions"))
+    assert [r.seq for r in together.resolutions_after(0)] == [1, 2, 3]
+    assert [p.id for p in together.pending()] == [2, 5]
+
+
+@pytest.mark.parametrize("twice", [[(3, "UP", 1.0), (3, "DOWN", 1.0)], [(1, "UP", 1.0)] * 2])
+def test_resolving_a_prediction_twice_in_one_call_is_refused(tmp_path: Path, twice: Any) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0), prediction("ETH", 0)])
+    with pytest.raises(ValueError, match="twice"), ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 60_000)], twice)
+    assert len(ledger.pending()) == 2
+
+
+def test_resolving_an_unknown_prediction_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    with pytest.raises(ValueError, match="unknown"), ledger.transaction():
+        ledger.add_predictions([prediction("BTC", 0)], [(7, "UP", 1.0)])
+    assert ledger.pending() == [] and ledger.next_id == 1
 
 
 def test_duplicate_prediction_is_refused(tmp_path: Path) -> None:
@@ -133,7 +172,7 @@ def test_stored_inputs_and_attention_read_back_exactly(tmp_path: Path) -> None:
     inputs = {"p": [0.1, 2 / 3], "c": [1e-7, float("nan")], "x": [-0.0]}
     stored = Prediction("BTC", 0, 60_000, 1.0, 0.5, 0.5, 0.0, True, "flat", inputs, (1 / 3, 0.2))
     with ledger.transaction():
-        ledger.add_predictions([stored, replace(stored, ts=60_000, attention=None)])
+        ledger.add_predictions([stored, stored._replace(ts=60_000, attention=None)])
     assert [repr(p.inputs) for p in ledger.pending()] == [repr(inputs)] * 2
     attention = ledger.frame("predictions")["attention"].to_list()
     assert json.loads(attention[0]) == [1 / 3, 0.2] and attention[1] is None

@@ -221,6 +221,7 @@ REPEATS = 3  # throughput runs; the median is reported
 # The same replay with one setting changed (same data, same engine), for scale.
 VARIANTS = (
     ("fusion trains one mini-batch per 32 outcomes", {"fusion.train_every": "32"}),
+    ("fusion trains one mini-batch per 128 outcomes", {"fusion.train_every": "128"}),
     ("fusion disabled (simple average, no training)", {"fusion.enabled": "false"}),
     ("features streamed candle by candle (as live)", {"feed.precompute_features": "false"}),
 )
@@ -293,7 +294,7 @@ def render(
         "The replay computes its feature rows in one batch pass and runs the frozen base "
         "models ahead over them until each refit; tests/integration/test_engine.py proves "
         "both write the ledger of the live-like path (features streamed, a decision per "
-        "interval). The fusion trains one mini-batch of 32 per 128 outcomes "
+        "interval). The fusion trains one mini-batch of 32 per 256 outcomes "
         "(`fusion.train_every`), live and replay alike.",
         "",
         f"Where the replay's time goes (one more run with timers, {timed[0]['seconds']:.1f} s):",

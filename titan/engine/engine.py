@@ -15,6 +15,7 @@ use `max_batch = 1`, so every decision is made and traded at its own candle.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -133,10 +134,13 @@ class Engine:
             max_batch=self.max_batch,
         )
         feed = self.parts.feed(start_after)
+        gc.collect()
+        gc.freeze()  # what exists now (models, tables, modules) lives all run: skip it in GC scans
         try:
             async for interval in self._until_stopped(feed):
                 await self.process(interval)
         finally:
+            gc.unfreeze()
             await _close(feed)
         await self.finish(ended=not self._stop)
         await self.trader.broker.close()

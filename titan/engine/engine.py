@@ -9,7 +9,13 @@ that changes what the models or the fusion would output (a fusion training step 
 activation, a base-model refit), before a checkpoint or stored statistics, and after
 `max_batch` intervals. Evaluating a queue of decisions in one batch therefore gives
 exactly what evaluating each at its own interval gives (a test proves it); live runs
-use `max_batch = 1`, so every decision is made and traded at its own candle.
+use `max_batch = 1`, so every decision is made and traded at its own candle. The KILL
+file is checked at every barrier, before its queued decisions can trade.
+
+A replay goes further, with the same result (the same test compares whole ledgers with
+the live-like path): its feed hands each candle's feature row, computed in one batch
+pass, and `Lookahead` runs the frozen base models over the feature tables once until
+their next refit instead of once per barrier.
 """
 
 from __future__ import annotations

@@ -273,15 +273,9 @@ class Ledger:
 
     def resolve_many(self, items: Sequence[tuple[int, Outcome, float]]) -> list[int]:
         """Resolve predictions in order, each exactly once; returns their seqs."""
-        seqs = list(range(self._next_seq, self._next_seq + len(items)))
-        self._update_resolutions(
-            [
-                (outcome, close, seq, pid)
-                for (pid, outcome, close), seq in zip(items, seqs, strict=True)
-            ]
-        )
-        self._next_seq += len(items)
-        return seqs
+        first = self._next_seq
+        self.add_predictions([], items)
+        return list(range(first, self._next_seq))
 
     def _update_resolutions(self, rows: Sequence[tuple[Outcome, float, int, int]]) -> None:
         cursor = self.db.executemany(
